@@ -1,0 +1,1 @@
+"""optbench's Hydra configs, installed as the package ``optbench.conf``."""

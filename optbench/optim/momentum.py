@@ -1,0 +1,56 @@
+"""SGD with momentum from scratch, in the seed's form (seed 002, ``sgd_momentum``).
+
+    v      = gamma * v + lr * g
+    theta -= v
+
+Defaults (seed 002): lr 1e-2, momentum (the seed's gamma) 0.9.
+
+torch.optim.SGD(momentum=m) uses seed 003's form b = m*b + g; theta -= lr*b. Both
+start from zero velocity, so by induction v = lr * b at every step while lr is
+constant, and the two give the same trajectory. Once lr changes (a schedule) they
+differ: the seed's v still holds the old lr inside it (v = m*v_old + lr_new*g, with
+v_old = lr_old*b), whereas torch rescales the whole buffer by the new lr
+(lr_new*b = m*lr_new*b_old + lr_new*g). The first step after a change from lr_old to
+lr_new therefore differs by m*(lr_old - lr_new)*b_old, and the gap decays as m^k.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Momentum(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-2, momentum=0.9, *, foreach=True):
+        if lr < 0 or not 0 <= momentum < 1:
+            raise ValueError("need lr >= 0 and 0 <= momentum < 1")
+        super().__init__(params, dict(lr=lr, momentum=momentum, foreach=foreach))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, vel = [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["velocity"] = torch.zeros_like(p)
+                params.append(p)
+                grads.append(p.grad)
+                vel.append(state["velocity"])
+            if not params:
+                continue
+            lr, m = group["lr"], group["momentum"]
+            if group["foreach"]:
+                torch._foreach_mul_(vel, m)
+                torch._foreach_add_(vel, grads, alpha=lr)
+                torch._foreach_sub_(params, vel)
+            else:
+                for p, g, v in zip(params, grads, vel):
+                    v.mul_(m).add_(g, alpha=lr)
+                    p.sub_(v)
+        return loss

@@ -1,0 +1,78 @@
+"""The contract between a problem (data, model, loss) and the trainer loop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Problem(ABC):
+    """Data, model and loss for one benchmark problem.
+
+    All data lives in tensors on ``self.device``; an epoch is a sequence of index
+    slices into a seeded permutation, so every optimizer sees the same batches for
+    the same seed.
+    """
+
+    name: str
+    #: extra per-step CSV columns, written after ``loss`` and ``lr`` (see ``step_columns``)
+    step_column_names: tuple[str, ...] = ()
+    #: epochs.csv columns this problem fills besides ``train_loss`` (test_loss, test_acc)
+    has_test_set: bool = False
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    @property
+    @abstractmethod
+    def num_train(self) -> int:
+        """Number of training examples in one epoch."""
+
+    @abstractmethod
+    def make_model(self) -> nn.Module:
+        """A freshly initialised model. The caller seeds torch's global RNG first."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Mean loss of ``model`` on ``batch`` (a 0-dim tensor with grad)."""
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """One epoch of minibatches, in an order drawn from ``generator``."""
+        inputs, targets = self.train_tensors()
+        n = inputs.shape[0]
+        order = torch.randperm(n, generator=generator).to(inputs.device)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            yield inputs.index_select(0, idx), targets.index_select(0, idx)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-self.num_train // batch_size)
+
+    def train_tensors(self) -> Batch:
+        """All training inputs and targets (used by the default ``batches``)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step_columns_before(self, model: nn.Module) -> dict[str, float]:
+        """Columns read before the logged step's update (the quadratic's iterate)."""
+        return {}
+
+    @torch.no_grad()
+    def step_columns(self, model: nn.Module) -> dict[str, float]:
+        """Columns read after the logged step's update (linreg's full-data loss)."""
+        return {}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """End-of-epoch metrics besides the train loss: ``test_loss``, ``test_acc``."""
+        return {}
+
+    @torch.no_grad()
+    def report(self, model: nn.Module) -> dict:
+        """What the problem tells the user at the end (for linreg: learned w and b)."""
+        return {}

@@ -1,0 +1,60 @@
+"""Seed 003's 1-D quadratic: f(x) = 4x^2 (``coef * x^2``) from x0 = 2.
+
+Full-batch gradient descent for ``steps`` iterations, every iterate logged: with
+lr 1 the iterates go 2 -> -14 -> 98, and lr 0.125 = 1/8 reaches the minimum x = 0 in
+one step. The whole run is one "epoch" of ``steps`` full-batch updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+
+from optbench.problems.base import Batch, Problem
+
+
+class Iterate(nn.Module):
+    """The single parameter x."""
+
+    def __init__(self, x0: float):
+        super().__init__()
+        self.x = nn.Parameter(torch.tensor([float(x0)]))
+
+
+class Quadratic(Problem):
+    name = "quadratic"
+    step_column_names = ("x", "f_x", "grad_x", "suboptimality")
+
+    def __init__(self, cfg: Mapping, steps: int, device: torch.device):
+        super().__init__(device)
+        self.x0, self.coef, self.steps = float(cfg["x0"]), float(cfg["coef"]), int(steps)
+        self._batch = (torch.zeros(1, device=device), torch.zeros(1, device=device))
+
+    @property
+    def num_train(self) -> int:
+        return 1
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.steps
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        for _ in range(self.steps):
+            yield self._batch
+
+    def make_model(self) -> nn.Module:
+        return Iterate(self.x0).to(self.device)
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return (self.coef * model.x**2).sum()
+
+    @torch.no_grad()
+    def step_columns_before(self, model: nn.Module) -> dict[str, float]:
+        x = float(model.x)
+        f = self.coef * x * x
+        return {"x": x, "f_x": f, "grad_x": 2 * self.coef * x, "suboptimality": f}
+
+    @torch.no_grad()
+    def report(self, model: nn.Module) -> dict:
+        return {"x": float(model.x), "x_star": 0.0}

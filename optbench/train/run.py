@@ -1,0 +1,209 @@
+"""One run, from a validated config to a finished run folder.
+
+config -> problem (data, model, loss) + optimizer -> trainer loop -> recorder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import signal
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import optbench
+from optbench.config.hashing import config_hash
+from optbench.errors import OptbenchError
+from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
+from optbench.problems import make_problem
+from optbench.train.checkpoint import CHECKPOINT, load_checkpoint, restore, save_checkpoint
+from optbench.train.clipping import make_clipper
+from optbench.train.console import RunConsole
+from optbench.train.device import resolve_device
+from optbench.train.recorder import RunRecorder, write_json_atomic
+from optbench.train.schedules import make_scheduler
+from optbench.train.trainer import LoopState, Trainer
+
+
+class StopSignal:
+    """SIGINT/SIGTERM set a flag; the loop stops at the next step with status ``interrupted``."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (some launchers): no handler
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def base_summary(cfg: DictConfig, overrides: list[str]) -> dict:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return {
+        "status": "running",
+        "dataset": cfg.dataset.name,
+        "optimizer": cfg.optimizer.name,
+        "impl": cfg.optimizer.impl,
+        "seed": cfg.seed,
+        "device": None,
+        "config": config,
+        "config_hash": config_hash(config),
+        "overrides": list(overrides),
+        "steps": 0,
+        "epochs_completed": 0.0,
+        "diverged_at_step": None,
+        "final": {},
+        "best": {},
+        "total_time_s": 0.0,
+        "train_time_s": 0.0,
+        "compile_time_s": None,
+        "threads": torch.get_num_threads(),
+        "report": {},
+        "error": None,
+        "versions": {"optbench": optbench.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "started_at": _now(),
+        "finished_at": None,
+    }
+
+
+def write_failure(run_dir: Path, cfg: DictConfig | None, overrides: list[str], message: str) -> None:
+    """A run that could not start still leaves a summary.json that says why."""
+    summary = base_summary(cfg, overrides) if cfg is not None else {"overrides": list(overrides), "status": "running"}
+    summary.update(status="failed", error=message, finished_at=_now())
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(run_dir) / "summary.json", summary)
+
+
+def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: RunConsole | None = None) -> dict:
+    """Train one run into ``run_dir``; return its summary. Raises OptbenchError on bad input."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    console = console or RunConsole(quiet=cfg.quiet)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    resume = _resume_payload(cfg, run_dir)
+    problem = make_problem(cfg, device)
+
+    torch.manual_seed(cfg.seed)  # the same initial weights for every optimizer
+    model = problem.make_model()
+    spec = OPTIMIZERS[cfg.optimizer.name]
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.impl,
+                                hyperparameters(OmegaConf.to_container(cfg.optimizer)))
+    planned = cfg.epochs * problem.steps_per_epoch(cfg.batch_size)
+    total_steps = min(planned, cfg.steps) if cfg.steps else planned
+    scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
+    state = restore(resume, model, optimizer, scheduler) if resume else LoopState()
+
+    summary = base_summary(cfg, overrides)
+    summary.update(device=str(device), threads=torch.get_num_threads())
+    if resume:
+        summary.update(resumed_from_step=state.step)
+    recorder = RunRecorder(run_dir, problem.step_column_names, summary, resume=resume)
+
+    def checkpoint(loop_state: LoopState) -> None:
+        save_checkpoint(run_dir, model, optimizer, scheduler, loop_state, recorder.losses.rows, recorder.epochs.rows)
+
+    step_fn, compile_time = None, None
+    if cfg.compile:
+        from optbench.train.compiled import compile_step
+
+        step_fn, compile_time = compile_step(problem, model, optimizer, make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold), spec)
+    with StopSignal() as stop:
+        trainer = Trainer(
+            problem, model, optimizer,
+            scheduler=scheduler,
+            clipper=make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold),
+            needs_closure=spec.needs_closure,
+            recorder=recorder, console=console,
+            seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
+            log_every=cfg.log_every, should_stop=stop,
+            on_checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+            step_fn=step_fn,
+        )
+        try:
+            outcome, state = trainer.run(state)
+        except KeyboardInterrupt:
+            outcome, state = None, state
+        finally:
+            console.stop()
+        if outcome is None or outcome.status == "interrupted":
+            from optbench.train.trainer import Outcome
+
+            outcome = Outcome("interrupted")
+            checkpoint(state)
+
+    summary.update(
+        status=outcome.status,
+        diverged_at_step=outcome.diverged_at_step,
+        steps=state.step,
+        epochs_completed=round(state.epoch + state.batch_in_epoch / trainer.steps_per_epoch, 6),
+        final=_final(state),
+        best=_best(state),
+        train_time_s=round(state.wall_time_s, 6),
+        total_time_s=round(time.perf_counter() - started, 6),
+        compile_time_s=compile_time,
+        report=problem.report(model),
+        finished_at=_now(),
+    )
+    recorder.write_summary()
+    recorder.close()
+    if outcome.status == "completed":
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    console.finish(summary, str(run_dir))
+    return summary
+
+
+def _resume_payload(cfg: DictConfig, run_dir: Path) -> dict | None:
+    if not cfg.resume:
+        return None
+    if not (Path(cfg.resume) / CHECKPOINT).exists():
+        raise OptbenchError(
+            f"resume={cfg.resume} has no {CHECKPOINT}: only runs stopped by SIGINT/SIGTERM or saved with "
+            "checkpoint_every=N can be resumed. Fix: point resume= at such a run folder, or start a new run."
+        )
+    return load_checkpoint(Path(cfg.resume))
+
+
+def _final(state: LoopState) -> dict:
+    last_epoch = state.epoch_rows[-1] if state.epoch_rows else {}
+    return {
+        "loss": state.last_loss,
+        "train_loss": last_epoch.get("train_loss"),
+        "test_loss": last_epoch.get("test_loss"),
+        "test_acc": last_epoch.get("test_acc"),
+        "full_loss": state.last_row.get("full_loss"),
+        "suboptimality": state.last_row.get("suboptimality"),
+    }
+
+
+def _best(state: LoopState) -> dict:
+    rows = state.epoch_rows
+
+    def pick(key, fn):
+        values = [r[key] for r in rows if r.get(key) is not None and r[key] == r[key]]
+        return fn(values) if values else None
+
+    return {"loss": state.best_loss, "train_loss": pick("train_loss", min),
+            "test_loss": pick("test_loss", min), "test_acc": pick("test_acc", max)}

@@ -1,0 +1,190 @@
+"""The training loop: batches in, updates out, rows to the recorder.
+
+One step is the seeds' loop body: forward, loss, ``zero_grad``, backward, (clip),
+``optimizer.step()``. The minibatch loss is accumulated on the device and read only
+at log points and epoch ends, so unlogged steps never synchronise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from optbench.problems.base import Problem
+from optbench.train.console import RunConsole
+from optbench.train.recorder import RunRecorder
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The batch order of ``epoch``: a pure function of (seed, epoch), the same for every optimizer."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved in checkpoints so a resumed run continues bitwise."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    examples_seen: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    last_loss: float | None = None
+    best_loss: float | None = None
+    last_row: dict = field(default_factory=dict)
+    epoch_rows: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | diverged | interrupted
+    diverged_at_step: int | None = None
+
+
+class Trainer:
+    def __init__(
+        self,
+        problem: Problem,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        scheduler=None,
+        clipper: Callable | None = None,
+        needs_closure: bool = False,
+        recorder: RunRecorder,
+        console: RunConsole,
+        seed: int,
+        batch_size: int,
+        epochs: int,
+        max_steps: int | None,
+        log_every: int,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_checkpoint: Callable[[LoopState], None] | None = None,
+        checkpoint_every: int | None = None,
+        step_fn: Callable | None = None,
+    ):
+        self.problem, self.model, self.optimizer = problem, model, optimizer
+        self.scheduler, self.clipper, self.needs_closure = scheduler, clipper, needs_closure
+        self.recorder, self.console = recorder, console
+        self.seed, self.batch_size, self.log_every = seed, batch_size, log_every
+        self.steps_per_epoch = problem.steps_per_epoch(batch_size)
+        self.epochs = epochs
+        planned = epochs * self.steps_per_epoch
+        self.total_steps = min(planned, max_steps) if max_steps else planned
+        self.should_stop, self.on_checkpoint, self.checkpoint_every = should_stop, on_checkpoint, checkpoint_every
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.step_fn = step_fn or self.eager_step
+
+    def eager_step(self, batch) -> torch.Tensor:
+        """One update; returns the minibatch loss computed before it (detached)."""
+        if self.needs_closure:
+            return self.optimizer.step(lambda: self._loss_and_grad(batch)).detach()
+        loss = self._loss_and_grad(batch)
+        self.optimizer.step()
+        return loss.detach()
+
+    def _loss_and_grad(self, batch) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.problem.loss(self.model, batch)
+        loss.backward()
+        if self.clipper is not None:
+            self.clipper(self.params)
+        return loss
+
+    def run(self, state: LoopState | None = None) -> tuple[Outcome, LoopState]:
+        state = state or LoopState()
+        self.console.start(self._title(), self.total_steps, done=state.step)
+        device = next(iter(self.params)).device if self.params else torch.device("cpu")
+        while state.step < self.total_steps and state.epoch < self.epochs:
+            epoch_sum = torch.tensor(state.epoch_loss_sum, device=device, dtype=torch.float64)
+            batches = self.problem.batches(self.batch_size, epoch_generator(self.seed, state.epoch))
+            for _ in range(state.batch_in_epoch):  # resuming mid-epoch: skip what was done
+                next(batches)
+            for batch in batches:
+                if self.should_stop():
+                    state.epoch_loss_sum = float(epoch_sum)
+                    return Outcome("interrupted"), state
+                outcome = self._one_step(state, batch, epoch_sum)
+                if outcome is not None:
+                    state.epoch_loss_sum = float(epoch_sum)
+                    self._end_epoch(state, partial=True)
+                    return outcome, state
+                if self.checkpoint_every and state.step % self.checkpoint_every == 0 and self.on_checkpoint:
+                    state.epoch_loss_sum = float(epoch_sum)
+                    self.on_checkpoint(state)
+                if state.step >= self.total_steps:
+                    break
+            state.epoch_loss_sum = float(epoch_sum)
+            finished = state.batch_in_epoch >= self.steps_per_epoch
+            self._end_epoch(state, partial=not finished)
+            if not finished:
+                break
+            state.epoch, state.batch_in_epoch, state.epoch_loss_sum, state.epoch_time_s = state.epoch + 1, 0, 0.0, 0.0
+        return Outcome("completed"), state
+
+    def _one_step(self, state: LoopState, batch, epoch_sum: torch.Tensor) -> Outcome | None:
+        step = state.step
+        logged = step % self.log_every == 0 or step == self.total_steps - 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        before = self.problem.step_columns_before(self.model) if logged else None
+        started = time.perf_counter()
+        loss = self.step_fn(batch)
+        epoch_sum += loss
+        if self.scheduler is not None:
+            self.scheduler.step()
+        state.step += 1
+        state.batch_in_epoch += 1
+        state.examples_seen += int(batch[0].shape[0]) if batch[0].dim() else 1
+        if logged:
+            value = float(loss)
+            row = {
+                "step": step,
+                "epoch": state.epoch + state.batch_in_epoch / self.steps_per_epoch,
+                "examples_seen": state.examples_seen,
+                "loss": value,
+                "lr": lr,
+                **before,
+                **self.problem.step_columns(self.model),
+            }
+            elapsed = time.perf_counter() - started
+            state.epoch_time_s += elapsed
+            state.wall_time_s += elapsed
+            row["wall_time_s"] = round(state.wall_time_s, 6)
+            self.recorder.log_step(row)
+            self.console.advance(state.step, value)
+            state.last_loss = value
+            state.last_row = row
+            if not math.isfinite(value):
+                return Outcome("diverged", diverged_at_step=step)
+            state.best_loss = value if state.best_loss is None else min(state.best_loss, value)
+        else:
+            elapsed = time.perf_counter() - started
+            state.epoch_time_s += elapsed
+            state.wall_time_s += elapsed
+        return None
+
+    def _end_epoch(self, state: LoopState, partial: bool) -> None:
+        if state.batch_in_epoch == 0:
+            return
+        train_loss = state.epoch_loss_sum / state.batch_in_epoch
+        number = state.epoch + state.batch_in_epoch / self.steps_per_epoch if partial else state.epoch + 1
+        row = {"epoch": round(number, 6) if partial else number, "train_loss": train_loss,
+               "epoch_time_s": round(state.epoch_time_s, 6)}
+        if math.isfinite(train_loss):
+            row.update(self.problem.evaluate(self.model))
+        self.recorder.log_epoch(row)
+        state.epoch_rows.append(row)
+        self.console.epoch(state.epoch, row)
+
+    def _title(self) -> str:
+        return f"{self.problem.name}: {self.total_steps} steps, batch {self.batch_size}"
