@@ -235,8 +235,8 @@ def missing_data_error(
     lacking = "" if len(missing) == len(RAW_FILES) else f" (missing: {', '.join(missing)})"
     text = (
         f"{why}. Put these four files in {raw}, either gzipped (.gz) or uncompressed: "
-        f"{files}{lacking}. Or point dataset.root=/path/to/data at a folder that has a "
-        f"{DATASETS[name]}/raw subfolder with them"
+        f"{files}{lacking}. Or point dataset.root=/path/to/data at a folder whose "
+        f"{DATASETS[name]}/raw subfolder holds them"
     )
     if download_error is None:
         text += ", or run with dataset.download=true on a machine with internet access"

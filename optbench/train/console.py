@@ -31,7 +31,7 @@ class RunConsole:
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            console=self.err,
+            console=self.out,
             transient=True,
         )
         self._progress.start()
@@ -66,7 +66,7 @@ class RunConsole:
         status = summary["status"]
         colour = {"completed": "green", "diverged": "red", "interrupted": "yellow"}.get(status, "red")
         if self.quiet:
-            self.out.print(f"{status}: {run_dir}")
+            self.out.print(f"{status}: {run_dir}", soft_wrap=True)
             return
         report = summary.get("report") or {}
         if "w" in report:
@@ -83,7 +83,8 @@ class RunConsole:
             self.out.print(f"final train loss: {loss:.6g}")
         self.out.print(
             f"[{colour}]{status}[/{colour}] in {summary['total_time_s']:.2f} s, "
-            f"{summary['steps']} steps. Results: {run_dir}/losses.csv, epochs.csv, summary.json"
+            f"{summary['steps']} steps. Results: {run_dir}/losses.csv, epochs.csv, summary.json",
+            soft_wrap=True,
         )
 
     def error(self, message: str) -> None:

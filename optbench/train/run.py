@@ -95,6 +95,16 @@ def write_failure(run_dir: Path, cfg: DictConfig | None, overrides: list[str], m
     write_json_atomic(Path(run_dir) / "summary.json", summary)
 
 
+def prepare(cfg: DictConfig, device: torch.device):
+    """Problem, model and optimizer of a run; the model's initial weights depend only on the seed."""
+    problem = make_problem(cfg, device)
+    torch.manual_seed(cfg.seed)  # the same initial weights for every optimizer
+    model = problem.make_model()
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.impl,
+                                hyperparameters(OmegaConf.to_container(cfg.optimizer)))
+    return problem, model, optimizer
+
+
 def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: RunConsole | None = None) -> dict:
     """Train one run into ``run_dir``; return its summary. Raises OptbenchError on bad input."""
     started = time.perf_counter()
@@ -104,13 +114,8 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     resume = _resume_payload(cfg, run_dir)
-    problem = make_problem(cfg, device)
-
-    torch.manual_seed(cfg.seed)  # the same initial weights for every optimizer
-    model = problem.make_model()
+    problem, model, optimizer = prepare(cfg, device)
     spec = OPTIMIZERS[cfg.optimizer.name]
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.impl,
-                                hyperparameters(OmegaConf.to_container(cfg.optimizer)))
     planned = cfg.epochs * problem.steps_per_epoch(cfg.batch_size)
     total_steps = min(planned, cfg.steps) if cfg.steps else planned
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)

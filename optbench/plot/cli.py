@@ -1,0 +1,265 @@
+"""``optbench-plot``: figures and tables from run folders (a thin layer over the figure functions).
+
+    optbench-plot [plot] PATH... [options]     loss curves, --sensitivity, --table
+    optbench-plot ewa [--beta B ...]           seed 003's EWA weights figure
+
+Reads only run files; never imports the trainer or torch. Problems are reported as one
+line on stderr (no traceback); bad runs among good ones are skipped with a warning; the
+exit status is non-zero only when nothing could be drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from optbench.errors import OptbenchError
+from optbench.plot.runs import PlotError, PlotWarning
+
+PROG = "optbench-plot"
+FORMATS = ("png", "svg", "pdf")
+
+DESCRIPTION = """\
+Draw figures from optbench run folders.
+
+PATH is a run folder (outputs/<date>/<time>), a multirun folder (multirun/<date>/<time>,
+every job below it), any folder above runs, or a glob ('multirun/2024-*/*'), in any mix.
+The default figure is the loss against epoch on a log y axis, one curve per run, labelled
+by what differs between the runs (alpha=0.9, batch_size=1, impl=builtin, optimizer=adam).
+Runs that differ only in `seed` are drawn as one curve: the median over seeds, with a band
+spanning the interquartile range (4 or more seeds) or min-max (fewer); on a log axis both
+are computed on log(y), so the band never crosses zero. Diverged runs end with an X
+(their last finite point) and the legend says "diverged"; runs killed (status running)
+or interrupted end with an open circle and say "incomplete" / "interrupted".
+Quadratic runs (seed 003) are drawn against step on a linear axis, with a second panel
+showing the iterates on y = 4x^2. A preset's `plot:` config node (x, y, linear, title)
+sets defaults that the options below override.
+
+Subcommand:  optbench-plot ewa --beta 0.98 0.95 0.9 0.8   (the EWA weights (1-beta)*beta^t)
+"""
+
+EPILOG = """\
+examples:
+  optbench-plot multirun/2024-06-01/10-00-00-000000
+  optbench-plot outputs/*/* --x time --y loss --smooth 10
+  optbench-plot multirun/2024-06-01/10-00-00-000000 --sensitivity lr --best
+  optbench-plot multirun/2024-06-01/10-00-00-000000 --table --target 0.2
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (raised, then printed by ``main``)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise PlotError(f"{message}. Fix: see {self.prog} --help.")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def plot_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="run folders, multirun folders or globs")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="folder for the files (default: figures/ next to the first PATH)")
+    out.add_argument("--format", default="png", metavar="FMT", help="png (default), svg or pdf")
+    out.add_argument("--name", metavar="STEM", help="file name stem (default: from the first PATH)")
+    fig = parser.add_argument_group("figure")
+    fig.add_argument("--x", metavar="X", help="step | epoch | examples | time (all from losses.csv; default epoch, "
+                                              "quadratic runs: step)")
+    fig.add_argument("--y", metavar="Y", help="loss (minibatch train loss, default) | full_loss (linreg) | "
+                                              "suboptimality (f - f*, linreg and quadratic) | train_loss (epoch mean) | "
+                                              "test_loss | test_acc (mnist, fashion_mnist; from epochs.csv)")
+    scale = fig.add_mutually_exclusive_group()
+    scale.add_argument("--linear", dest="linear", action="store_const", const=True, default=None,
+                       help="linear y axis (default: log, except test_acc and quadratic runs)")
+    scale.add_argument("--log", dest="linear", action="store_const", const=False,
+                       help="log y axis even where the default is linear")
+    fig.add_argument("--smooth", type=_positive_int, metavar="K",
+                     help="smooth each run with a trailing rolling mean over K logged points (on a log axis, "
+                          "the mean of log y, i.e. a geometric mean); applied before the seed median")
+    fig.add_argument("--title", help="figure title (default: the dataset and optimizer the runs share)")
+    fig.add_argument("--label", action="extend", nargs="+", metavar="LABEL",
+                     help="legend labels, one per curve in order (replaces the automatic ones; "
+                          "'diverged'/'incomplete' is still appended)")
+    sens = parser.add_argument_group("sensitivity")
+    sens.add_argument("--sensitivity", metavar="PARAM",
+                      help="instead of curves: final train loss against the swept hyperparameter PARAM "
+                           "(optimizer.lr, or just lr) on a log x axis, one line per optimizer/impl, seed bands")
+    sens.add_argument("--best", action="store_true", help="with --sensitivity: the best loss instead of the final one")
+    table = parser.add_argument_group("table")
+    table.add_argument("--table", action="store_true",
+                       help="also print a table (one row per run) and write summary.csv to --out")
+    table.add_argument("--target", type=float, metavar="LOSS",
+                       help="with --table: steps and seconds until the logged loss (or --y full_loss/suboptimality) "
+                            "first reaches LOSS")
+    return parser
+
+
+def ewa_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} ewa", description="Seed 003's exponentially weighted average: the weight "
+                     "(1 - beta) * beta^t of the value t steps back, for t = 0 .. points-1. Not a training run.")
+    parser.add_argument("--beta", type=float, nargs="+", default=[0.98, 0.95, 0.9, 0.8], metavar="B",
+                        help="decay rates in [0, 1) (default: 0.98 0.95 0.9 0.8)")
+    parser.add_argument("--points", type=_positive_int, default=100, metavar="N", help="t = 0 .. N-1 (default 100)")
+    parser.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: ./figures)")
+    parser.add_argument("--format", default="png", metavar="FMT", help="png (default), svg or pdf")
+    parser.add_argument("--name", metavar="STEM", default="ewa", help="file name stem (default: ewa)")
+    parser.add_argument("--title", help="figure title")
+    return parser
+
+
+def _check_format(fmt: str) -> str:
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise PlotError(f"unknown --format {fmt!r}. Fix: use one of {', '.join(FORMATS)}.")
+    return fmt
+
+
+def default_out(first_input: Path | None) -> Path:
+    """``figures/`` next to the first input (inside it when the input is the current folder)."""
+    cwd = Path.cwd()
+    if first_input is None:
+        return Path("figures")
+    absolute = Path(os.path.abspath(first_input))
+    target = absolute / "figures" if absolute == cwd or absolute.parent == absolute else absolute.parent / "figures"
+    try:
+        return target.relative_to(cwd)
+    except ValueError:
+        return target
+
+
+def default_stem(first_input: Path | None) -> str:
+    if first_input is None:
+        return "runs"
+    absolute = Path(os.path.abspath(first_input))
+    name = absolute.name or "runs"
+    if name.isdigit() and absolute.parent.name:  # a multirun job: <time>-<job>
+        name = f"{absolute.parent.name}-{name}"
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
+
+
+def save(fig, path: Path) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+    except OSError as err:
+        raise PlotError(f"cannot write {path} ({err.strerror}). Fix: choose a writable folder with --out.") from None
+    return path
+
+
+def run_plot(argv: Sequence[str]) -> int:
+    from optbench.plot.figures import loss_figure
+    from optbench.plot.runs import find_runs, load_runs
+
+    args = plot_parser().parse_args(argv)
+    fmt = _check_format(args.format)
+    if args.target is not None and not args.table:
+        raise PlotError("--target only applies to --table. Fix: add --table.")
+    if args.best and not args.sensitivity:
+        raise PlotError("--best only applies to --sensitivity. Fix: add --sensitivity PARAM.")
+    if args.x is not None:
+        from optbench.plot.metrics import check_x
+
+        check_x(args.x)
+    if args.y is not None:
+        from optbench.plot.metrics import check_y
+
+        check_y(args.y)
+    found = find_runs(args.paths)
+    runs = load_runs(found.runs)
+    out_dir = Path(args.out) if args.out else default_out(found.first_input)
+    stem = args.name or default_stem(found.first_input)
+    written: list[Path] = []
+    if args.sensitivity:
+        from optbench.plot.sensitivity import sensitivity_figure
+
+        fig = sensitivity_figure(runs, args.sensitivity, best=args.best, y=args.y, linear=args.linear,
+                                 labels=args.label, title=args.title)
+        param = re.sub(r"[^A-Za-z0-9_.-]", "_", args.sensitivity)
+        written.append(save(fig, out_dir / f"{stem}_sensitivity_{param}{'_best' if args.best else ''}.{fmt}"))
+    else:
+        from optbench.plot.figures import choose_axes
+
+        fig = loss_figure(runs, x=args.x, y=args.y, linear=args.linear, smooth=args.smooth,
+                          labels=args.label, title=args.title)
+        choice = choose_axes(runs, args.x, args.y, args.linear)
+        written.append(save(fig, out_dir / f"{stem}_{choice.y}_vs_{choice.x}.{fmt}"))
+    if args.table:
+        from rich.console import Console
+
+        from optbench.plot.metrics import Y_SOURCES
+        from optbench.plot.table import rich_table, summary_rows, write_summary_csv
+
+        y = args.y if args.y and Y_SOURCES[args.y][0] == "losses" else "loss"
+        rows = summary_rows(runs, target=args.target, y=y, smooth=args.smooth)
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        console.print(rich_table(rows, args.target))
+        try:
+            written.append(write_summary_csv(rows, out_dir / "summary.csv"))
+        except OSError as err:
+            raise PlotError(f"cannot write {out_dir / 'summary.csv'} ({err.strerror}). Fix: choose a writable --out.") from None
+    for path in written:
+        print(path)
+    return 0
+
+
+def run_ewa(argv: Sequence[str]) -> int:
+    from optbench.plot.ewa import ewa_figure
+
+    args = ewa_parser().parse_args(argv)
+    fmt = _check_format(args.format)
+    fig = ewa_figure(args.beta, points=args.points, title=args.title)
+    print(save(fig, Path(args.out) / f"{args.name}.{fmt}"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``optbench-plot``; returns the exit status."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlotWarning)
+        try:
+            if argv and argv[0] == "ewa":
+                status = run_ewa(argv[1:])
+            else:
+                status = run_plot(argv[1:] if argv and argv[0] == "plot" else argv)
+        except OptbenchError as err:
+            _flush(caught)
+            print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt:
+            _flush(caught)
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+    _flush(caught)
+    return status
+
+
+def _flush(caught: list) -> None:
+    for item in caught:
+        if issubclass(item.category, PlotWarning):
+            print(f"{PROG}: warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    caught.clear()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

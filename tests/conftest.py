@@ -1,0 +1,66 @@
+"""Shared helpers: compose a config in-process, run it into a temp folder, run the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from optbench.config.validate import validate
+from optbench.train.console import RunConsole
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_config(*overrides: str):
+    """Hydra's composition of conf/ with ``overrides``, untyped (as the CLI gets it)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_module("optbench.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_config(run_dir: Path, *overrides: str) -> dict:
+    """Validate and train in-process; return summary.json's content."""
+    from optbench.train.run import execute
+
+    cfg = validate(compose_config(*overrides))
+    return execute(cfg, run_dir, list(overrides), RunConsole(quiet=True))
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def cli(*args: str, cwd: Path, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``optbench`` console script."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(["optbench", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in Path(root).rglob("summary.json"))
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    """A data root holding small valid MNIST IDX files in torchvision's raw layout."""
+    from idx_files import write_raw
+
+    root = tmp_path / "data"
+    write_raw(root, "MNIST")
+    return root
+
+
+sys.path.insert(0, str(REPO / "tests"))
