@@ -182,6 +182,8 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
         ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel(X_LABELS[choice.x])
     ylabel = Y_LABELS[choice.y]
+    if choice.y == "loss" and all(run.dataset == "quadratic" for run in runs):
+        ylabel = "loss f(x)"  # full-batch: no minibatch
     if smooth and smooth > 1:
         ylabel += f", trailing mean of {smooth} points"
     ax.set_ylabel(ylabel)

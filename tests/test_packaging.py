@@ -1,0 +1,58 @@
+"""The built wheel carries conf/, and an installed ``optbench`` composes its config anywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    build_dir = tmp_path_factory.mktemp("build")
+    # --no-isolation: the build backend (setuptools) is already installed and there is no internet
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
+                   check=True, capture_output=True, text=True, cwd=build_dir)
+    (found,) = out.glob("optbench-*.whl")
+    return found
+
+
+def test_wheel_contains_every_yaml(wheel):
+    in_repo = {p.relative_to(REPO / "conf").as_posix() for p in (REPO / "conf").rglob("*.yaml")}
+    with zipfile.ZipFile(wheel) as archive:
+        in_wheel = {n.removeprefix("optbench/conf/") for n in archive.namelist() if n.startswith("optbench/conf/")}
+        entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
+    assert in_repo and in_repo <= in_wheel
+    assert "__init__.py" in in_wheel
+    assert "optbench = optbench.cli:main" in entry_points
+    assert "optbench-plot = optbench.plot.cli:main" in entry_points
+
+
+def test_installed_wheel_composes_config_outside_the_repo(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    with zipfile.ZipFile(wheel) as archive:  # install = unpack the wheel into the venv (no network, no pip)
+        archive.extractall(site)
+    script = env_dir / "bin" / "optbench"
+    script.write_text(f"#!{python}\nfrom optbench.cli import main\nmain()\n")
+    script.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run([str(python), "-c", "import optbench.conf, optbench; print(optbench.__file__)"],
+                           check=True, capture_output=True, text=True, cwd=elsewhere).stdout
+    assert where.startswith(site), "the venv must import the wheel's optbench, not the repo's"
+    composed = subprocess.run([str(script), "--cfg", "job", "dataset=mnist"], capture_output=True, text=True, cwd=elsewhere)
+    assert composed.returncode == 0, composed.stderr
+    assert "name: mnist" in composed.stdout and "lr: 0.001" in composed.stdout
+    run = subprocess.run([str(script), "dataset=quadratic", "quiet=true"], capture_output=True, text=True, cwd=elsewhere)
+    assert run.returncode == 0, run.stderr
+    assert list((elsewhere / "outputs").rglob("losses.csv"))
