@@ -13,31 +13,69 @@ from optbench.errors import OptbenchError
 from optbench.train.console import RunConsole
 
 
+class FolderOccupied(OptbenchError):
+    """skip_finished found another config's run in this job's folder (which is left as it is)."""
+
+
+class SweepInterrupted(OptbenchError):
+    """SIGINT/SIGTERM stopped a sweep job: the sweep stops too (a single run just ends ``interrupted``)."""
+
+    exit_code = 130
+
+
 def run_validated(cfg: DictConfig, run_dir: Path, overrides: list[str], console: RunConsole) -> float:
-    """Run one job into ``run_dir``; return the sweep objective (lower is better; inf if diverged)."""
+    """Run one job into ``run_dir``; return the sweep objective (lower is better; inf if not completed).
+
+    With ``skip_finished=true`` a job whose config hash matches a completed run (its own
+    folder, the sweep dir, or ``results_root``) reuses it without training, and a job
+    whose own folder holds an unfinished run of the same config with a checkpoint
+    continues it. In a sweep, an interrupted job raises :class:`SweepInterrupted` so
+    that Ctrl-C stops the whole sweep, not just the job that was running.
+    """
+    sweep_dir = _sweep_dir()
     try:
         run_cfg = validate(cfg)
         if run_cfg.resume:
             run_dir, run_cfg = _resumed(run_cfg)
-        if run_cfg.skip_finished:
-            from optbench.sweeps import find_finished
+        elif run_cfg.skip_finished:
+            from optbench import sweeps
 
-            earlier = find_finished(run_cfg, run_dir)
+            _refuse_occupied(run_cfg, run_dir)
+            earlier = sweeps.find_finished(run_cfg, run_dir, sweep_dir)
             if earlier is not None:
                 return _reuse(earlier, run_dir, run_cfg, overrides, console)
+            unfinished = sweeps.continuable(run_cfg, run_dir)
+            if unfinished is not None:
+                console.out.print(f"continuing: config {unfinished['config_hash']} was {unfinished['status']} at step "
+                                  f"{unfinished.get('steps')} in {run_dir}; resuming from its checkpoint",
+                                  soft_wrap=True, markup=False)
+                run_dir, run_cfg = _resumed(OmegaConf.merge(run_cfg, {"resume": str(run_dir)}))
         from optbench.train.run import execute
 
         summary = execute(run_cfg, run_dir, overrides, console)
+    except FolderOccupied:
+        raise
     except OptbenchError as err:
         from optbench.train.run import write_failure
 
         write_failure(run_dir, None, overrides, str(err))
         raise
+    if summary.get("status") == "interrupted" and sweep_dir is not None:
+        raise SweepInterrupted(
+            f"the sweep was stopped: job {run_dir} was interrupted at step {summary.get('steps')} (checkpoint saved). "
+            f"Fix: to go on, rerun the same command with hydra.sweep.dir={sweep_dir} skip_finished=true; it reuses "
+            "the completed jobs, continues the interrupted one and runs the rest."
+        )
     return objective(summary, run_cfg.objective)
 
 
 def objective(summary: dict, name: str) -> float:
-    """The value an Optuna sweep minimises (test accuracy is negated); inf for a failed run."""
+    """The value an Optuna sweep minimises (test accuracy is negated); inf unless the run completed.
+
+    inf is what a diverged or failed run scores: Optuna (2.10, with SQLite storage too)
+    stores it as a COMPLETE trial with the worst value, so the sampler learns to avoid
+    that region and the study goes on (a NaN or an exception would be a FAIL instead).
+    """
     if summary.get("status") != "completed":
         return math.inf
     final, best = summary.get("final") or {}, summary.get("best") or {}
@@ -47,6 +85,36 @@ def objective(summary: dict, name: str) -> float:
         "test_acc": None if best.get("test_acc") is None else -best["test_acc"],
     }[name]
     return math.inf if value is None or not math.isfinite(value) else float(value)
+
+
+def _sweep_dir() -> Path | None:
+    """The sweep dir when Hydra runs this job as part of a multirun, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return None
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            return None
+        return Path(str(hydra_cfg.sweep.dir))
+    except Exception:  # outside Hydra, or an unresolvable sweep dir: behave like a single run
+        return None
+
+
+def _refuse_occupied(run_cfg: DictConfig, run_dir: Path) -> None:
+    """skip_finished never overwrites another config's run that sits in this job's folder."""
+    from optbench.sweeps import other_config_in
+
+    other = other_config_in(run_cfg, run_dir)
+    if other is not None:
+        raise FolderOccupied(
+            f"{run_dir} already holds a run of another config ({other.get('config_hash')}, overrides "
+            f"{' '.join(other.get('overrides') or []) or 'none'}), which skip_finished=true will not overwrite: the "
+            "sweep's values changed since that run, so its jobs are numbered differently. Fix: give this sweep a new "
+            f"hydra.sweep.dir and add results_root={Path(run_dir).parent} so that it reuses the completed runs there."
+        )
 
 
 def _resumed(run_cfg: DictConfig) -> tuple[Path, DictConfig]:
@@ -65,13 +133,19 @@ def _resumed(run_cfg: DictConfig) -> tuple[Path, DictConfig]:
 
 
 def _reuse(earlier: Path, run_dir: Path, run_cfg: DictConfig, overrides: list[str], console: RunConsole) -> float:
+    """Point this job at a completed run of the same config, in one line, without training."""
     summary = json.loads((earlier / "summary.json").read_text())
-    console.out.print(f"skipped: config {summary['config_hash']} already completed in {earlier}")
-    marker = {"status": "skipped", "reused_run": str(earlier), "config_hash": summary["config_hash"],
-              "overrides": list(overrides)}
-    from optbench.train.recorder import write_json_atomic
+    same_folder = Path(run_dir).resolve() == Path(earlier).resolve()
+    where = "this job's folder" if same_folder else str(earlier)
+    console.out.print(f"skipped: config {summary['config_hash']} already completed in {where} (skip_finished=true)",
+                      soft_wrap=True, markup=False)
+    if not same_folder:
+        from optbench.sweeps import clear_run_files
+        from optbench.train.recorder import write_json_atomic
 
-    if Path(run_dir).resolve() != Path(earlier).resolve():
+        marker = {"status": "skipped", "reused_run": str(earlier), "config_hash": summary["config_hash"],
+                  "overrides": list(overrides)}
         Path(run_dir).mkdir(parents=True, exist_ok=True)
+        clear_run_files(run_dir)  # a stale unfinished attempt of this config would hide the pointer
         write_json_atomic(Path(run_dir) / "reused.json", marker)
     return objective(summary, run_cfg.objective)

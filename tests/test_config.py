@@ -125,3 +125,7 @@ def test_scratch_on_builtin_only_names_the_scratch_set():
 def test_sparse_adam_is_refused_cleanly():
     with pytest.raises(OptbenchError, match="sparse"):
         checked("optimizer=sparse_adam")
+
+
+def test_asgd_alpha_is_a_power_not_a_decay_rate():
+    assert checked("optimizer=asgd", "optimizer.alpha=1.5").optimizer.alpha == 1.5

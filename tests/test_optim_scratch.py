@@ -12,6 +12,16 @@ from torch import nn
 
 from optbench.optim import SGD, Adadelta, Adagrad, Adam, Momentum, RMSprop
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: torch's intra-op thread pool only adds overhead, and on a busy
+    2-core machine its waits made this file ~7x slower. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 # (class, kwargs): every scratch optimizer at its seed defaults, plus variants that
 # switch on the optional branches (momentum, centered, weight decay).
 CASES = {

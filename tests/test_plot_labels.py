@@ -71,7 +71,8 @@ def test_output_settings_never_label():
 def test_same_short_name_uses_full_key():
     configs = [make_config(**{"optimizer.gamma": 0.5, "schedule.gamma": 0.1}),
                make_config(**{"optimizer.gamma": 0.7, "schedule.gamma": 0.5})]
-    assert labels_for(configs) == ["optimizer.gamma=0.5, schedule.gamma=0.1", "optimizer.gamma=0.7, schedule.gamma=0.5"]
+    # without overrides, keys come in config order (schedule is above optimizer)
+    assert labels_for(configs) == ["schedule.gamma=0.1, optimizer.gamma=0.5", "schedule.gamma=0.5, optimizer.gamma=0.7"]
 
 
 def test_single_run_is_named_by_its_optimizer():

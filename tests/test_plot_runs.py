@@ -175,6 +175,8 @@ def test_skipped_job_plots_the_run_it_reuses(tmp_path):
         {"status": "skipped", "reused_run": str(earlier), "config_hash": "x", "overrides": ["seed=0"]}))
     run = load_run(tmp_path / "m/3")
     assert run.reused_from == earlier and list(run.losses["loss"]) == [1.0, 0.5, 0.25]
+    # given together with the run it reuses, it is not counted twice
+    assert [r.path for r in load_runs([earlier, tmp_path / "m/3"])] == [earlier]
 
 
 def test_statuses_and_divergence(tmp_path):

@@ -21,6 +21,8 @@ from optbench.optim.registry import OPTIMIZERS, resolve_aliases
 
 #: hyperparameters that are decay rates: they must lie in [0, 1)
 UNIT_INTERVAL_KEYS = ("alpha", "beta1", "beta2", "rho", "momentum")
+#: optimizers whose key of that name is not a decay rate (asgd's alpha is a power)
+NOT_DECAY_RATES = {"asgd": ("alpha",)}
 #: top-level integers and the least value each may take
 MINIMUM_INTEGERS = {"batch_size": 1, "epochs": 1, "log_every": 1, "steps": 1, "threads": 1,
                     "checkpoint_every": 1, "schedule.step_size": 1}
@@ -169,7 +171,8 @@ def _check_ranges(run: DictConfig) -> None:
             _refuse(full, value, "a finite number", 0.1)
         if key == "lr" and value <= 0:
             _refuse(full, value, "> 0", 0.001)
-        if key in UNIT_INTERVAL_KEYS and not 0 <= value < 1:
+        decay_rate = key in UNIT_INTERVAL_KEYS and key not in NOT_DECAY_RATES.get(run.optimizer.name, ())
+        if decay_rate and not 0 <= value < 1:
             _refuse(full, value, "in [0, 1)", 0.9)
         if key in ("eps", "weight_decay") and value < 0:
             _refuse(full, value, ">= 0", 0.0)

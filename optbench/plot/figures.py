@@ -84,6 +84,11 @@ def _drawable(run: Run, y: str, log: bool) -> bool:
     return bool(ok.any())
 
 
+def _has_nonpositive(run: Run, choice: AxesChoice) -> bool:
+    ys = run_series(run, choice.x, choice.y).y
+    return bool((np.isfinite(ys) & (ys <= 0)).any())
+
+
 def curve_labels(groups: Sequence[Group], labels: Sequence[str] | None = None, *, drop: Sequence[str] = ()) -> list[str]:
     """Automatic labels, or ``labels`` (one per curve, in order)."""
     auto = make_labels([g.first.flat for g in groups], [_group_overrides(g) for g in groups], drop=drop)
@@ -170,6 +175,11 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
         raise PlotError(f"--smooth {smooth}: the window must be a whole number >= 1. Fix: e.g. --smooth 10.")
     choice = choose_axes(runs, x, y, linear, title)
     runs = usable_runs(runs, choice.y, choice.log)
+    if choice.log:
+        hidden = [run.name for run in runs if _has_nonpositive(run, choice)]
+        if hidden:
+            warn(f"{', '.join(hidden[:3])}{' ...' if len(hidden) > 3 else ''}: {choice.y} values <= 0 "
+                 "are not shown on a log axis; add --linear to see them")
     groups = group_runs(runs)
     names = curve_labels(groups, labels)
     colors = [f"C{i % 10}" for i in range(len(groups))]

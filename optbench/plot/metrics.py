@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +36,13 @@ Y_DATASETS = {
     "test_loss": "mnist and fashion_mnist",
     "test_acc": "mnist and fashion_mnist",
 }
+Y_DATASET_NAMES = {
+    "full_loss": {"linreg"},
+    "suboptimality": {"linreg", "quadratic"},
+    "test_loss": {"mnist", "fashion_mnist"},
+    "test_acc": {"mnist", "fashion_mnist"},
+}
+KNOWN_DATASETS = {"mnist", "fashion_mnist", "linreg", "quadratic"}
 #: y values where larger is better
 HIGHER_IS_BETTER = {"test_acc"}
 
@@ -54,23 +60,27 @@ def check_y(y: str) -> str:
 
 
 def y_problem(run: Run, y: str) -> str | None:
-    """Why ``run`` cannot give ``y`` (None when it can)."""
+    """Why ``run`` cannot give ``y`` at all (None when it can; finiteness is checked later)."""
     source, column = Y_SOURCES[y]
+    where = Y_DATASETS.get(y)
+    not_recorded = (f"{run.name} is a {run.dataset} run and has no {y}"
+                    f"{f' ({y} is recorded for {where} only)' if where else ''}. "
+                    f"Fix: leave it out of this figure, or plot it with --y loss.")
+    recorded_by = Y_DATASET_NAMES.get(y)
+    if recorded_by is not None and run.dataset in KNOWN_DATASETS and run.dataset not in recorded_by:
+        return not_recorded
     if source == "epochs":
         try:
             table = run.epochs
         except PlotError as err:
             return str(err)
-    else:
-        table = run.losses
-    if column not in table.columns or table[column].isna().all():
-        if source == "epochs" and len(table) == 0:
+        if column in table.columns and len(table) == 0:
             return (f"{run.name} finished no epoch, so --y {y} has no value yet. "
                     "Fix: plot it with --y loss, or let the run finish an epoch.")
-        where = Y_DATASETS.get(y)
-        extra = f" ({y} is recorded for {where} only)" if where else ""
-        return (f"{run.name} is a {run.dataset} run and has no {y}{extra}. "
-                f"Fix: leave it out of this figure, or plot it with --y loss.")
+    else:
+        table = run.losses
+    if column not in table.columns:
+        return not_recorded
     return None
 
 
@@ -235,7 +245,3 @@ def total_time(run: Run) -> float | None:
     if value is not None and (value > 0 or run.status not in ("running", "unknown")):
         return value
     return last_finite(run.losses["wall_time_s"])
-
-
-def is_finite_number(value) -> bool:
-    return value is not None and math.isfinite(value)

@@ -462,6 +462,9 @@ def load_runs(folders: Iterable[str | os.PathLike]) -> list[Run]:
         if len(problems) == 1:
             raise PlotError(problems[0])
         raise PlotError(f"none of the {len(problems)} runs could be loaded; the first: {problems[0]}")
+    # a job skipped with skip_finished=true shows the run it reuses; never count that run twice
+    loaded = {run.path.resolve() for run in runs if run.reused_from is None}
+    runs = [run for run in runs if run.reused_from is None or run.reused_from.resolve() not in loaded]
     for problem in problems:
         warn(f"skipped run: {problem}")
     for run in runs:

@@ -55,6 +55,10 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
     key = resolve_param(runs, param)
     y = check_y(y or plot_hints(runs).get("y") or "loss")
     log = not linear if linear is not None else y != "test_acc"
+    if not any(is_number(run.get(key)) for run in runs):
+        shown = ", ".join(dict.fromkeys(format_value(run.get(key)) for run in runs))
+        raise PlotError(f"--sensitivity {key}: its values ({shown}) are not numbers. "
+                        "Fix: name a numeric hyperparameter such as optimizer.lr.")
     kept = []
     for run in runs:
         value = run.get(key)
@@ -78,6 +82,7 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     any_diverged = False
+    hidden: list[float] = []
     for index, (line, name) in enumerate(zip(lines, names)):
         color = f"C{index % 10}"
         by_value: dict[float, list[Run]] = {}
@@ -92,6 +97,9 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
             if len(metrics) < len(seeds):
                 diverged_x.append(value)
             if not metrics:
+                continue
+            if log and all(m <= 0 for m in metrics):
+                hidden.append(value)
                 continue
             band = band_stats(np.array(metrics, dtype=float)[:, None], log=log, seeds=len(seeds))
             if not np.isfinite(band.center[0]):
@@ -108,6 +116,10 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
             any_diverged = True
             ax.plot(diverged_x, [DIVERGED_Y] * len(diverged_x), linestyle="none", marker="X", markersize=10,
                     color=color, transform=ax.get_xaxis_transform(), clip_on=False, label="_diverged")
+    if hidden:
+        shown = ", ".join(format_value(v) for v in sorted(set(hidden)))
+        warn(f"--sensitivity {key}: the {'best' if best else 'final'} {y} is 0 (or below) at {key}={shown}, "
+             "which a log axis cannot show; add --linear to see those points")
     if any_diverged:
         ax.plot([], [], linestyle="none", marker="X", markersize=10, color="0.3", label="diverged (no value)")
     if all(v > 0 for v in values):
