@@ -193,3 +193,12 @@ def test_quadratic_columns(tmp_path):
     run = load_run(tmp_path / "q")
     assert np.allclose(run.losses["x"], [2.0, -1.2, 0.72, -0.432])
     assert np.allclose(run.losses["f_x"], 4 * run.losses["x"] ** 2)
+
+
+def test_running_run_with_a_half_written_last_line_drops_it(tmp_path):
+    write_run(tmp_path / "r", losses=[1.0, 0.5, 0.25], status="running")
+    text = (tmp_path / "r/losses.csv").read_text()
+    (tmp_path / "r/losses.csv").write_text(text + "3,0.4,25")  # the writer is mid-line
+    with pytest.warns(PlotWarning, match="dropped its unfinished last line"):
+        (run,) = load_runs([tmp_path / "r"])
+    assert list(run.losses["loss"]) == [1.0, 0.5, 0.25] and run.mark == "incomplete"

@@ -142,10 +142,12 @@ def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
 # --------------------------------------------------------------------------- CSV
 
 
-def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = False) -> pd.DataFrame:
+def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = False,
+               notes: list[str] | None = None) -> pd.DataFrame:
     """A numeric CSV as a DataFrame; empty cells are NaN, ``nan``/``inf`` are kept.
 
-    Raises PlotError for a missing, empty, truncated or malformed file.
+    Raises PlotError for a missing, empty, truncated or malformed file. With ``notes``
+    (a run still writing), an unterminated last line is dropped and noted instead.
     """
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -169,6 +171,9 @@ def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = Fal
     rows = [line for line in lines[1:]]
     while rows and not rows[-1].strip():
         rows.pop()
+    if notes is not None and rows and not text.endswith("\n") and len(rows[-1].split(",")) != len(header):
+        rows.pop()
+        notes.append(f"{path}: dropped its unfinished last line (the run is still writing, or was killed mid-line)")
     if not rows and not allow_no_rows:
         raise PlotError(
             f"{path} has a header but no rows: the run logged nothing before it stopped. "
@@ -429,13 +434,14 @@ def load_run(folder: str | os.PathLike) -> Run:
     overrides = _read_overrides(folder, summary)
     if marker and not overrides:
         overrides = [str(o) for o in marker.get("overrides") or []]
-    losses = read_table(data_dir / "losses.csv", LOSS_REQUIRED)
+    live = notes if summary.get("status", "running") == "running" else None
+    losses = read_table(data_dir / "losses.csv", LOSS_REQUIRED, notes=live)
     losses = losses.sort_values("step", kind="stable").reset_index(drop=True)
     epochs_table, epochs_problem = None, None
     epochs_path = data_dir / "epochs.csv"
     if epochs_path.exists():
         try:
-            epochs_table = read_table(epochs_path, EPOCH_REQUIRED, allow_no_rows=True)
+            epochs_table = read_table(epochs_path, EPOCH_REQUIRED, allow_no_rows=True, notes=live)
         except PlotError as err:
             epochs_problem = str(err)
     status = summary.get("status")

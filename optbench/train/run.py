@@ -130,16 +130,17 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
     def checkpoint(loop_state: LoopState) -> None:
         save_checkpoint(run_dir, model, optimizer, scheduler, loop_state, recorder.losses.rows, recorder.epochs.rows)
 
+    clipper = make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold)
     step_fn, compile_time = None, None
     if cfg.compile:
         from optbench.train.compiled import compile_step
 
-        step_fn, compile_time = compile_step(problem, model, optimizer, make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold), spec)
+        step_fn, compile_time = compile_step(problem, model, optimizer, clipper, spec, batch_size=cfg.batch_size)
     with StopSignal() as stop:
         trainer = Trainer(
             problem, model, optimizer,
             scheduler=scheduler,
-            clipper=make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold),
+            clipper=clipper,
             needs_closure=spec.needs_closure,
             recorder=recorder, console=console,
             seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
