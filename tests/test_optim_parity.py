@@ -10,7 +10,8 @@ Distance between two parameter lists, ``rel``: the largest, over tensors, of
 max|a - b| / max|b| (a difference relative to the tensor's scale). Exact-parity cases
 are checked elementwise instead: |a - b| <= 1e-6 * |b| for every entry.
 
-Measured with torch 2.15 on CPU (these are the numbers in docs/parity.md):
+Measured with torch 2.15 on CPU (these are the numbers in the README section
+"Scratch vs torch.optim: parity"):
   * exact parity: sgd, adadelta, rmsprop and adagrad at eps = 0: bitwise equal; momentum,
     rmsprop with momentum / centered, adam at eps = 0: elementwise relative <= 1.1e-12,
     ``rel`` <= 1.8e-15 (rounding only).
@@ -26,32 +27,14 @@ Measured with torch 2.15 on CPU (these are the numbers in docs/parity.md):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import yaml
 from torch import nn
 
-from optbench.optim.registry import build_optimizer, hyperparameters
+from optbench.optim.registry import build_optimizer
+from optim_cases import mlp, one_thread, params_of, seed_hparams  # noqa: F401  (one_thread: autouse fixture)
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 STEPS = 200
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: torch's intra-op thread pool only adds overhead, and on a busy
-    2-core machine its waits made this file ~7x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def seed_hparams(name: str, **override) -> dict:
-    node = yaml.safe_load((CONF / f"{name}.yaml").read_text())
-    return {**hyperparameters(node), **override}
 
 
 # ---- the two problems: (model, batches, loss) with fixed data and init ----------------
@@ -59,8 +42,7 @@ def mlp_problem():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 8, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (512,), generator=g)
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).double()
+    model = mlp(seed=1)
     batches = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]
     return model, batches, nn.functional.cross_entropy
 
@@ -97,10 +79,6 @@ def run(problem, name, impl, hparams, steps=STEPS, schedule=None):
     return model, opt
 
 
-def params(model):
-    return [p.detach().clone() for p in model.parameters()]
-
-
 def rel(a, b) -> float:
     return max(((x - y).abs().max() / y.abs().max()).item() for x, y in zip(a, b))
 
@@ -130,7 +108,7 @@ def test_exact_parity(problem, name, override, why):
     hp = seed_hparams(name, **override)
     scratch, _ = run(problem, name, "scratch", hp)
     builtin, _ = run(problem, name, "builtin", hp)
-    a, b = params(scratch), params(builtin)
+    a, b = params_of(scratch), params_of(builtin)
     assert all(torch.isfinite(p).all() for p in a)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=0)
@@ -214,8 +192,8 @@ def test_eps_placement_bounded_over_200_steps(problem, name):
     """At the seeds' eps (rmsprop/adagrad 1e-10, adam 1e-8) the trajectories differ, and by
     at most the bound stated in EPS_BOUNDS / the module docstring."""
     hp = seed_hparams(name)
-    a = params(run(problem, name, "scratch", hp)[0])
-    b = params(run(problem, name, "builtin", hp)[0])
+    a = params_of(run(problem, name, "scratch", hp)[0])
+    b = params_of(run(problem, name, "builtin", hp)[0])
     gap = rel(a, b)
     assert 1e-14 < gap < EPS_BOUNDS[problem, name]
 
@@ -232,11 +210,11 @@ def test_momentum_with_steplr_differs_as_seed_math_predicts():
     s_model, s_opt = run("mlp", "momentum", "scratch", hp, steps=100, schedule=sched)
     t_model, t_opt = run("mlp", "momentum", "builtin", hp, steps=100, schedule=sched)
     assert s_opt.param_groups[0]["lr"] == t_opt.param_groups[0]["lr"] == pytest.approx(lr1)
-    assert rel(params(s_model), params(t_model)) < 1e-12  # identical until the change
+    assert rel(params_of(s_model), params_of(t_model)) < 1e-12  # identical until the change
 
     buffers = [t_opt.state[q]["momentum_buffer"].clone() for q in t_model.parameters()]
     velocities = [s_opt.state[p]["velocity"].clone() for p in s_model.parameters()]
-    s_before, t_before = params(s_model), params(t_model)
+    s_before, t_before = params_of(s_model), params_of(t_model)
     _, batches, loss_fn = mlp_problem()
     step(s_model, s_opt, batches, loss_fn, 100)
     step(t_model, t_opt, batches, loss_fn, 100)
@@ -250,7 +228,7 @@ def test_momentum_with_steplr_differs_as_seed_math_predicts():
     for t in range(101, 200):
         step(s_model, s_opt, batches, loss_fn, t)
         step(t_model, t_opt, batches, loss_fn, t)
-    assert rel(params(s_model), params(t_model)) > 1e-4
+    assert rel(params_of(s_model), params_of(t_model)) > 1e-4
 
 
 def test_momentum_with_steplr_closed_form_on_a_linear_loss():

@@ -6,30 +6,18 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from omegaconf import OmegaConf
 from torch import nn
 
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters, resolve_aliases
+from optim_cases import CONF, load, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 SCRATCH = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adadelta"]
 BUILTIN_ONLY = ["adamax", "asgd", "rprop", "lbfgs", "adamw", "nadam", "radam", "sparse_adam"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: torch's intra-op thread pool only adds overhead, and on a busy
-    2-core machine its waits made this file ~7x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # The source documents' defaults (seed 002 unless noted).
@@ -42,10 +30,6 @@ SEED_DEFAULTS = {
     "adam": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
     "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},  # lr: torch's 1.0 (seed: none)
 }
-
-
-def load(name: str) -> dict:
-    return yaml.safe_load((CONF / f"{name}.yaml").read_text())
 
 
 def test_the_registry_lists_every_optimizer_and_every_config_file_has_an_entry():

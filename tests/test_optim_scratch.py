@@ -11,16 +11,8 @@ import torch
 from torch import nn
 
 from optbench.optim import SGD, Adadelta, Adagrad, Adam, Momentum, RMSprop
+from optim_cases import mlp, one_thread, params_of  # noqa: F401  (one_thread: autouse fixture)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: torch's intra-op thread pool only adds overhead, and on a busy
-    2-core machine its waits made this file ~7x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 # (class, kwargs): every scratch optimizer at its seed defaults, plus variants that
 # switch on the optional branches (momentum, centered, weight decay).
@@ -38,8 +30,7 @@ CASES = {
 
 
 def make_model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).double()
+    return mlp(seed=0)
 
 
 def batch(t: int):
@@ -52,10 +43,6 @@ def train_step(model, opt, t: int) -> None:
     opt.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
-
-
-def params_of(model) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.parameters()]
 
 
 def make(name, model, **override):

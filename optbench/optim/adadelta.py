@@ -15,36 +15,23 @@ from __future__ import annotations
 
 import torch
 
+from optbench.optim.base import ScratchOptimizer
 
-class Adadelta(torch.optim.Optimizer):
+
+class Adadelta(ScratchOptimizer):
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, foreach=True):
         if lr < 0 or eps < 0 or weight_decay < 0 or not 0 <= rho <= 1:
             raise ValueError("need lr, eps, weight_decay >= 0 and 0 <= rho <= 1")
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, sqs, deltas = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state.update(square_avg=torch.zeros_like(p), acc_delta=torch.zeros_like(p))
-                params.append(p)
-                grads.append(p.grad)
-                sqs.append(state["square_avg"])
-                deltas.append(state["acc_delta"])
-            if params:
-                update = _foreach if group["foreach"] else _single
-                update(params, grads, sqs, deltas, group["lr"], group["rho"], group["eps"],
-                       group["weight_decay"])
-        return loss
+    def init_state(self, state, param, group):
+        state.update(square_avg=torch.zeros_like(param), acc_delta=torch.zeros_like(param))
+
+    def update(self, group, params, grads, states):
+        sqs = [s["square_avg"] for s in states]
+        deltas = [s["acc_delta"] for s in states]
+        (_foreach if group["foreach"] else _single)(
+            params, grads, sqs, deltas, group["lr"], group["rho"], group["eps"], group["weight_decay"])
 
 
 def _single(params, grads, sqs, deltas, lr, rho, eps, weight_decay):

@@ -9,15 +9,17 @@ Defaults (seed 002): lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
 ``weight_decay`` adds ``weight_decay * theta`` to g first (L2, as torch.optim.Adam).
 
 torch.optim.Adam(lr, betas=(beta1, beta2), eps, weight_decay) divides by
-sqrt(s_hat) + eps instead (see docs/parity.md).
+sqrt(s_hat) + eps instead (see the README section "Scratch vs torch.optim: parity").
 """
 
 from __future__ import annotations
 
 import torch
 
+from optbench.optim.base import ScratchOptimizer
 
-class Adam(torch.optim.Optimizer):
+
+class Adam(ScratchOptimizer):
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *,
                  foreach=True):
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= beta1 < 1 and 0 <= beta2 < 1):
@@ -26,31 +28,18 @@ class Adam(torch.optim.Optimizer):
                         foreach=foreach)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, avgs, sqs, steps = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-                state["step"] += 1
-                params.append(p)
-                grads.append(p.grad)
-                avgs.append(state["exp_avg"])
-                sqs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
-            if params:
-                update = _foreach if group["foreach"] else _single
-                update(params, grads, avgs, sqs, steps, group["lr"], group["beta1"], group["beta2"],
-                       group["eps"], group["weight_decay"])
-        return loss
+    def init_state(self, state, param, group):
+        state.update(step=0, exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
+
+    def update(self, group, params, grads, states):
+        for s in states:
+            s["step"] += 1
+        steps = [s["step"] for s in states]
+        avgs = [s["exp_avg"] for s in states]
+        sqs = [s["exp_avg_sq"] for s in states]
+        (_foreach if group["foreach"] else _single)(
+            params, grads, avgs, sqs, steps, group["lr"], group["beta1"], group["beta2"], group["eps"],
+            group["weight_decay"])
 
 
 def _single(params, grads, avgs, sqs, steps, lr, beta1, beta2, eps, weight_decay):

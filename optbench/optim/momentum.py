@@ -18,39 +18,32 @@ from __future__ import annotations
 
 import torch
 
+from optbench.optim.base import ScratchOptimizer
 
-class Momentum(torch.optim.Optimizer):
+
+class Momentum(ScratchOptimizer):
     def __init__(self, params, lr=1e-2, momentum=0.9, *, foreach=True):
         if lr < 0 or not 0 <= momentum < 1:
             raise ValueError("need lr >= 0 and 0 <= momentum < 1")
         super().__init__(params, dict(lr=lr, momentum=momentum, foreach=foreach))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, vel = [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["velocity"] = torch.zeros_like(p)
-                params.append(p)
-                grads.append(p.grad)
-                vel.append(state["velocity"])
-            if not params:
-                continue
-            lr, m = group["lr"], group["momentum"]
-            if group["foreach"]:
-                torch._foreach_mul_(vel, m)
-                torch._foreach_add_(vel, grads, alpha=lr)
-                torch._foreach_sub_(params, vel)
-            else:
-                for p, g, v in zip(params, grads, vel):
-                    v.mul_(m).add_(g, alpha=lr)
-                    p.sub_(v)
-        return loss
+    def init_state(self, state, param, group):
+        state["velocity"] = torch.zeros_like(param)
+
+    def update(self, group, params, grads, states):
+        vel = [s["velocity"] for s in states]
+        (_foreach if group["foreach"] else _single)(params, grads, vel, group["lr"], group["momentum"])
+
+
+def _single(params, grads, vel, lr, m):
+    """Reference path: the formulas of the module docstring, one tensor at a time."""
+    for p, g, v in zip(params, grads, vel):
+        v.mul_(m).add_(g, alpha=lr)
+        p.sub_(v)
+
+
+def _foreach(params, grads, vel, lr, m):
+    """The same update as ``_single``, with one multi-tensor kernel per operation."""
+    torch._foreach_mul_(vel, m)
+    torch._foreach_add_(vel, grads, alpha=lr)
+    torch._foreach_sub_(params, vel)

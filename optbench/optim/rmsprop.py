@@ -12,17 +12,19 @@ Seed 004 (Paddle's RMSProp) adds, with beta = ``momentum``:
 Defaults (seeds 000/002): lr 1e-3, alpha 0.9, eps 1e-10; momentum 0, not centered.
 Names: seed 001 calls alpha ``gamma``, seed 004 calls it ``rho`` (config aliases).
 
-torch.optim.RMSprop differs in two ways (see docs/parity.md): it puts eps outside
-the sqrt (sqrt(s) + eps), and its momentum buffer excludes lr (b = beta*b + g/denom;
-theta -= lr*b), so v = lr*b only while lr is constant.
+torch.optim.RMSprop differs in two ways (see the README section "Scratch vs torch.optim:
+parity"): it puts eps outside the sqrt (sqrt(s) + eps), and its momentum buffer excludes
+lr (b = beta*b + g/denom; theta -= lr*b), so v = lr*b only while lr is constant.
 """
 
 from __future__ import annotations
 
 import torch
 
+from optbench.optim.base import ScratchOptimizer
 
-class RMSprop(torch.optim.Optimizer):
+
+class RMSprop(ScratchOptimizer):
     def __init__(self, params, lr=1e-3, alpha=0.9, eps=1e-10, momentum=0.0, centered=False,
                  weight_decay=0.0, *, foreach=True):
         if lr < 0 or eps < 0 or weight_decay < 0 or not 0 <= alpha < 1 or not 0 <= momentum < 1:
@@ -31,34 +33,20 @@ class RMSprop(torch.optim.Optimizer):
                         weight_decay=weight_decay, foreach=foreach)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, sq, gavg, vel = [], [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.zeros_like(p)
-                    if group["centered"]:
-                        state["grad_avg"] = torch.zeros_like(p)
-                    if group["momentum"] > 0:
-                        state["velocity"] = torch.zeros_like(p)
-                params.append(p)
-                grads.append(p.grad)
-                sq.append(state["square_avg"])
-                gavg.append(state.get("grad_avg"))
-                vel.append(state.get("velocity"))
-            if params:
-                update = _foreach if group["foreach"] else _single
-                update(params, grads, sq, gavg, vel, group["lr"], group["alpha"], group["eps"],
-                       group["momentum"], group["centered"], group["weight_decay"])
-        return loss
+    def init_state(self, state, param, group):
+        state["square_avg"] = torch.zeros_like(param)
+        if group["centered"]:
+            state["grad_avg"] = torch.zeros_like(param)
+        if group["momentum"] > 0:
+            state["velocity"] = torch.zeros_like(param)
+
+    def update(self, group, params, grads, states):
+        sq = [s["square_avg"] for s in states]
+        gavg = [s.get("grad_avg") for s in states]
+        vel = [s.get("velocity") for s in states]
+        (_foreach if group["foreach"] else _single)(
+            params, grads, sq, gavg, vel, group["lr"], group["alpha"], group["eps"], group["momentum"],
+            group["centered"], group["weight_decay"])
 
 
 def _single(params, grads, sq, gavg, vel, lr, alpha, eps, momentum, centered, weight_decay):

@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import torch
 
+from optbench.optim.base import ScratchOptimizer
 
-class SGD(torch.optim.Optimizer):
+
+class SGD(ScratchOptimizer):
+    stateful = False
+
     def __init__(self, params, lr=1e-2, *, foreach=True):
         if lr < 0:
             raise ValueError("need lr >= 0")
         super().__init__(params, dict(lr=lr, foreach=foreach))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            if group["foreach"]:
-                torch._foreach_add_(params, grads, alpha=-group["lr"])
-            else:
-                for p, g in zip(params, grads):
-                    p.add_(g, alpha=-group["lr"])
-        return loss
+    def update(self, group, params, grads, states):
+        (_foreach if group["foreach"] else _single)(params, grads, group["lr"])
+
+
+def _single(params, grads, lr):
+    """Reference path: the formula of the module docstring, one tensor at a time."""
+    for p, g in zip(params, grads):
+        p.add_(g, alpha=-lr)
+
+
+def _foreach(params, grads, lr):
+    """The same update as ``_single``, with one multi-tensor kernel."""
+    torch._foreach_add_(params, grads, alpha=-lr)
