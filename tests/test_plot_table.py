@@ -59,3 +59,18 @@ def test_csv_and_rich_table(runs, tmp_path):
 def test_without_target_the_target_columns_are_empty(runs):
     rows = summary_rows(runs)
     assert all(r["steps_to_target"] is None and r["time_to_target_s"] is None for r in rows)
+
+
+def test_a_hard_crashed_job_is_listed_as_failed(tmp_path, capsys):
+    from optbench.plot.cli import main
+
+    write_run(tmp_path / "sweep" / "0", config=make_config(), losses=curve_rows([2.0, 1.0, 0.5]))
+    crashed = tmp_path / "sweep" / "1" / ".hydra"  # os._exit at job start leaves only Hydra's files
+    crashed.mkdir(parents=True)
+    (crashed / "config.yaml").write_text("seed: 0\n")
+    assert main([str(tmp_path / "sweep"), "--table", "--out", str(tmp_path / "figs")]) == 0
+    with open(tmp_path / "figs" / "summary.csv", newline="") as handle:
+        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    assert rows[str(tmp_path / "sweep" / "1")]["status"] == "failed"
+    assert rows[str(tmp_path / "sweep" / "0")]["status"] == "completed"
+    assert "failed" in capsys.readouterr().out

@@ -163,7 +163,7 @@ def save(fig, path: Path) -> Path:
 
 def run_plot(argv: Sequence[str]) -> int:
     from optbench.plot.figures import loss_figure
-    from optbench.plot.runs import find_runs, load_runs
+    from optbench.plot.runs import find_runs, load_runs_and_failures
 
     args = plot_parser().parse_args(argv)
     fmt = _check_format(args.format)
@@ -180,7 +180,7 @@ def run_plot(argv: Sequence[str]) -> int:
 
         check_y(args.y)
     found = find_runs(args.paths)
-    runs = load_runs(found.runs)
+    runs, failures = load_runs_and_failures(found.runs)
     out_dir = Path(args.out) if args.out else default_out(found.first_input)
     stem = args.name or default_stem(found.first_input)
     written: list[Path] = []
@@ -202,10 +202,10 @@ def run_plot(argv: Sequence[str]) -> int:
         from rich.console import Console
 
         from optbench.plot.metrics import Y_SOURCES
-        from optbench.plot.table import rich_table, summary_rows, write_summary_csv
+        from optbench.plot.table import failed_rows, rich_table, summary_rows, write_summary_csv
 
         y = args.y if args.y and Y_SOURCES[args.y][0] == "losses" else "loss"
-        rows = summary_rows(runs, target=args.target, y=y, smooth=args.smooth)
+        rows = summary_rows(runs, target=args.target, y=y, smooth=args.smooth) + failed_rows(failures)
         console = Console(width=None if sys.stdout.isatty() else 160)
         console.print(rich_table(rows, args.target))
         try:

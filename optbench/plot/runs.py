@@ -455,13 +455,24 @@ def load_run(folder: str | os.PathLike) -> Run:
 
 def load_runs(folders: Iterable[str | os.PathLike]) -> list[Run]:
     """Load every folder; skip bad ones with a warning; raise if none could be loaded."""
+    return load_runs_and_failures(folders)[0]
+
+
+def load_runs_and_failures(folders: Iterable[str | os.PathLike]) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """As ``load_runs``, and also the folders that could not be drawn, with the reason.
+
+    ``--table`` lists those as failed: a job that crashed hard (``os._exit``, OOM kill)
+    leaves only ``.hydra/``, and a sweep's table must still show it.
+    """
     runs: list[Run] = []
     problems: list[str] = []
+    failures: list[tuple[Path, str]] = []
     for folder in folders:
         try:
             run = load_run(folder)
         except PlotError as err:
             problems.append(str(err))
+            failures.append((Path(folder), str(err)))
             continue
         runs.append(run)
     if not runs:
@@ -476,7 +487,7 @@ def load_runs(folders: Iterable[str | os.PathLike]) -> list[Run]:
     for run in runs:
         for note in run.notes:
             warn(note)
-    return runs
+    return runs, failures
 
 
 def finite(values: Any) -> np.ndarray:

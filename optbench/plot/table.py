@@ -48,6 +48,11 @@ def summary_rows(runs: Sequence[Run], *, target: float | None = None, y: str = "
     return rows
 
 
+def failed_rows(failures: Sequence[tuple[Path, str]]) -> list[dict]:
+    """Rows for job folders that hold nothing to draw (a hard crash leaves only .hydra/)."""
+    return [{**dict.fromkeys(COLUMNS), "run": str(folder), "label": "", "status": "failed"} for folder, _ in failures]
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
