@@ -46,9 +46,10 @@ def run_validated(cfg: DictConfig, run_dir: Path, overrides: list[str], console:
                 return _reuse(earlier, run_dir, run_cfg, overrides, console)
             unfinished = sweeps.continuable(run_cfg, run_dir)
             if unfinished is not None:
-                console.out.print(f"continuing: config {unfinished['config_hash']} was {unfinished['status']} at step "
-                                  f"{unfinished.get('steps')} in {run_dir}; resuming from its checkpoint",
-                                  soft_wrap=True, markup=False)
+                how = (f"was interrupted at step {unfinished.get('steps')}" if unfinished["status"] == "interrupted"
+                       else "was left unfinished (its process died)")
+                console.out.print(f"continuing: config {unfinished['config_hash']} {how} in {run_dir}; "
+                                  "resuming from its checkpoint", soft_wrap=True, markup=False)
                 run_dir, run_cfg = _resumed(OmegaConf.merge(run_cfg, {"resume": str(run_dir)}))
         from optbench.train.run import execute
 
@@ -61,12 +62,27 @@ def run_validated(cfg: DictConfig, run_dir: Path, overrides: list[str], console:
         write_failure(run_dir, None, overrides, str(err))
         raise
     if summary.get("status") == "interrupted" and sweep_dir is not None:
-        raise SweepInterrupted(
-            f"the sweep was stopped: job {run_dir} was interrupted at step {summary.get('steps')} (checkpoint saved). "
-            f"Fix: to go on, rerun the same command with hydra.sweep.dir={sweep_dir} skip_finished=true; it reuses "
-            "the completed jobs, continues the interrupted one and runs the rest."
-        )
+        raise SweepInterrupted(_stopped_message(run_dir, sweep_dir, summary))
     return objective(summary, run_cfg.objective)
+
+
+def _stopped_message(run_dir: Path, sweep_dir: Path, summary: dict) -> str:
+    stopped = (f"the sweep was stopped: job {run_dir} was interrupted at step {summary.get('steps')} "
+               f"(checkpoint saved; `optbench resume={run_dir}` finishes that run alone).")
+    if "optuna" in _sweeper_target():
+        return (f"{stopped} Fix: to go on with the study, rerun the same command: it loads the study from its "
+                "storage and adds new trials (the interrupted trial stays RUNNING there, and Optuna ignores it).")
+    return (f"{stopped} Fix: to go on, rerun the same command with hydra.sweep.dir={sweep_dir} skip_finished=true; "
+            "it reuses the completed jobs, continues the interrupted one from its checkpoint and runs the rest.")
+
+
+def _sweeper_target() -> str:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().sweeper.get("_target_", "")).lower()
+    except Exception:  # outside Hydra
+        return ""
 
 
 def objective(summary: dict, name: str) -> float:
@@ -80,7 +96,7 @@ def objective(summary: dict, name: str) -> float:
         return math.inf
     final, best = summary.get("final") or {}, summary.get("best") or {}
     value = {
-        "final_train_loss": final.get("train_loss", final.get("loss")),
+        "final_train_loss": final.get("loss") if final.get("train_loss") is None else final["train_loss"],
         "best_test_loss": best.get("test_loss"),
         "test_acc": None if best.get("test_acc") is None else -best["test_acc"],
     }[name]

@@ -98,9 +98,9 @@ class PrepareSweep(Callback):
     * creates the sweep dir, so that Optuna can open its SQLite file there (SQLite creates
       the file, not the folder);
     * writes ``multirun.yaml`` there, as Hydra's basic sweeper does (Optuna's does not);
-    * resolves ``hydra.sweep.subdir`` once, so that a ``${now:...}`` in it (the presets'
-      per-command folder, which keeps a continued study from overwriting earlier trial
-      folders) is the same for every trial of this command.
+    * fixes the ``${now:...}`` in ``hydra.sweep.subdir`` (the presets' per-command
+      folder, which keeps a continued study from overwriting earlier trial folders) to
+      one value for every trial of this command.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
