@@ -1,41 +1,45 @@
-"""``compile=true``: the whole training step as one ``torch.compile``d function.
+"""``compile=true``: the training step as one ``torch.compile``d function.
 
-The step is what the eager loop does (``Trainer.eager_step``): the minibatch loss
+The step does what the eager loop does (``Trainer.eager_step``): the minibatch loss
 and its gradient, gradient clipping, ``optimizer.step()``. It is written
-functionally so that forward and backward land in one graph:
+functionally so that forward and backward land in the same graph as the update::
 
     grads, loss = torch.func.grad_and_value(loss_of)(params, batch)
-    p.grad = g for each parameter;  clip;  optimizer.step()
+    p.grad = g for every parameter;  clip;  optimizer.step()
 
-``loss_of`` runs ``problem.loss(model, batch)`` with the parameters substituted
-through ``torch.func.functional_call``, so every problem works unchanged (the
-quadratic reads ``model.x`` directly). The update is the optimizer's own
-``step()``: scratch and torch.optim optimizers compile alike; torch.optim's step
-adds graph breaks of its own around the update, which cost nothing measurable.
+``loss_of`` is ``problem.loss(model, batch)`` with the parameters substituted by
+``torch.func.functional_call``, so every problem works unchanged (the quadratic
+reads ``model.x`` directly). The update is the optimizer's own ``step()``, so
+scratch and torch.optim optimizers compile alike (torch.optim's ``step`` adds two
+graph breaks of its own around the update). The compiled function runs under
+``torch.no_grad()`` (``grad_and_value`` differentiates regardless), so Inductor
+builds an inference graph with no autograd bookkeeping around the step.
 
 Compilation happens here, before training, so that ``compile_time_s`` is reported
-on its own and ``wall_time_s`` never includes it. ``compile_step`` traces on a
-snapshot of the run: it takes one eager step (creating the optimizer's state),
-then calls the compiled step on a full batch and on the epoch's last, shorter
-batch (or a second full one), with the learning rate changed in between, and
-finally puts parameters, optimizer state, gradients and the RNG back exactly as
-they were. What that warm-up covers:
+on its own and ``wall_time_s`` never includes it: the step is traced on a snapshot
+of the run (one eager step, which creates the optimizer state, then the compiled
+step on a full batch and on a batch the size of an epoch's last one), after which
+parameters, gradients, optimizer state and RNG are put back exactly. Hence:
 
-* the optimizer state exists: the run's first update runs eagerly (it creates the
-  state; compiling that one-off branch would cost a second full compile), all
-  later updates are compiled;
-* the last batch of an epoch is shorter: compiled during warm-up, not mid-run;
-* learning-rate schedules: torch 2.x's Dynamo does not specialise on Python
-  floats (``specialize_float=False``), so ``lr`` (a float in ``param_groups``) is
-  a graph input; changing it once during warm-up settles that, and a schedule
-  then never recompiles. The same holds for the scratch optimizers' Python-int
-  step counters. Tensors are never needed as hyperparameters.
+* the run's first update runs eagerly: it creates the optimizer state (compiling
+  that one-off branch would cost a whole extra compile); the state tensors it
+  creates are then moved into the tensors the step was compiled against, because
+  Dynamo guards on the identity of torch.optim's state tensors;
+* the shorter last batch of an epoch was compiled during warm-up, not mid-run;
+* learning rates: optbench's scratch optimizers and torch.optim on the CPU hand
+  ``lr`` to their kernels as a Python float, which Dynamo specialises (it cannot
+  turn a kernel's scalar argument into a graph input), so every change of ``lr``
+  would recompile the step. 0-dim tensor hyperparameters would need the
+  optimizers' kernels to take tensors; until then ``compile=true`` refuses a
+  learning-rate schedule with a clear error instead of recompiling at every update.
+* LBFGS (``step(closure)``) is refused: it evaluates the loss a data-dependent
+  number of times per update.
 
 Compiled and eager steps compute the same update with differently fused kernels,
-so losses agree to float rounding, not bitwise (tests/test_compile.py).
-Inductor keeps compiled kernels in its cache (``TORCHINDUCTOR_CACHE_DIR``,
-default ``/tmp/torchinductor_<user>``): a cold compile of the MNIST step takes tens
-of seconds, a warm one a few.
+so losses agree to float rounding, not bitwise (tests/test_compile.py). Inductor
+caches compiled kernels (``TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_<user>``): a cold compile of the MNIST step takes ~20 s on
+two cores, a warm one a few seconds.
 """
 
 from __future__ import annotations
@@ -51,20 +55,144 @@ from torch import nn
 from optbench.errors import OptbenchError
 from optbench.problems.base import Batch, Problem
 
-#: harmless messages torch prints while compiling on a CPU-only machine
+#: harmless messages torch logs while compiling on a CPU-only machine
 _NOISE = ("Profiler record function", "Profiler function", "No CUDA runtime is found")
 
 
-class _QuietCompileLogs(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_NOISE)
+def compile_step(
+    problem: Problem,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    clipper: Callable | None,
+    spec,
+    *,
+    batch_size: int | None = None,
+    scheduler=None,
+) -> tuple[Callable[[Batch], torch.Tensor], float]:
+    """The compiled training step and the seconds spent compiling it.
+
+    ``step_fn(batch)`` does forward, backward, clip and update and returns the
+    detached 0-dim minibatch loss (computed before the update), like the loop's
+    eager step. ``batch_size`` is the run's (it sets the warm-up batch shapes;
+    default: the whole training set as one batch); ``scheduler`` is the run's
+    learning-rate scheduler, refused when set (see the module docstring).
+    Raises ``OptbenchError`` for what cannot be compiled.
+    """
+    if spec.needs_closure:
+        raise OptbenchError(
+            f"compile=true cannot compile optimizer={spec.name}: its step(closure) re-evaluates the loss "
+            "a data-dependent number of times, so there is no single training step to compile. "
+            "Fix: run it with compile=false."
+        )
+    if scheduler is not None:
+        raise OptbenchError(
+            "compile=true needs schedule.kind=constant: the optimizers (optbench's scratch ones and "
+            "torch.optim's on the CPU) pass the learning rate to their kernels as a Python number, which "
+            "torch.compile bakes into the compiled step, so every learning-rate change would compile it "
+            "again (a cosine schedule changes it at every update). Fix: drop the schedule, or run with "
+            "compile=false."
+        )
+    _quiet_compile_logs()
+    import torch._dynamo
+
+    # graphs of earlier runs in this process (a sweep's jobs) guard on their own models and
+    # would count against Dynamo's per-function recompile limit (8): start afresh
+    torch._dynamo.reset()
+    step = CompiledStep(problem, model, optimizer, clipper)
+    started = time.perf_counter()
+    step.warm_up(*_warmup_batches(problem, batch_size))
+    return step, round(time.perf_counter() - started, 6)
 
 
-def _quiet_compile_logs() -> None:
-    for name in ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.torch", "torch.utils.cpp_extension"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _QuietCompileLogs) for f in logger.filters):
-            logger.addFilter(_QuietCompileLogs())
+class CompiledStep:
+    """``step(batch) -> loss``: eager for the first update, compiled afterwards."""
+
+    def __init__(self, problem: Problem, model: nn.Module, optimizer: torch.optim.Optimizer, clipper):
+        self.problem, self.model, self.optimizer, self.clipper = problem, model, optimizer, clipper
+        self.params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        names = {id(p): f"model.{name}" for name, p in model.named_parameters()}
+        if any(id(p) not in names for p in self.params):
+            raise OptbenchError("compile=true needs every tensor the optimizer updates to be a parameter of the model.")
+        self._keys = [names[id(p)] for p in self.params]
+        self._loss_module = _LossOf(problem, model)
+        self._grad_and_loss = torch.func.grad_and_value(self._loss_of)
+        self._traced = torch.compile(self._step)
+        self._compiled_state: dict = {}  # the optimizer state tensors the graph was compiled against
+        self._calls = 0
+        #: steady-state calls check only the guards that tell the compiled graphs apart
+        #: (set by ``warm_up``: only for a step compiled without graph breaks)
+        self.skip_guards = False
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        self._calls += 1
+        if self._calls == 1:
+            loss = self.eager(batch)
+            self._reseat_state()
+            return loss
+        if not self.skip_guards:
+            return self.compiled(batch)
+        # Warm-up compiled every graph the run needs (both batch shapes; no learning-rate
+        # change, no new state), so the full guard check (~70 us of a ~600 us MNIST step)
+        # can only pass: check just what picks between the graphs (the batch size).
+        with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+            return self.compiled(batch)
+
+    def _loss_of(self, values: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
+        return torch.func.functional_call(self._loss_module, dict(zip(self._keys, values)), (batch,))
+
+    def _step(self, batch: Batch) -> torch.Tensor:
+        grads, loss = self._grad_and_loss(tuple(self.params), batch)
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        if self.clipper is not None:
+            self.clipper(self.params)
+        self.optimizer.step()
+        return loss
+
+    def compiled(self, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():  # an inference graph; grad_and_value differentiates inside it anyway
+            return self._traced(batch)
+
+    def eager(self, batch: Batch) -> torch.Tensor:
+        for p in self.params:
+            p.grad = None
+        loss = self.problem.loss(self.model, batch)
+        loss.backward()
+        if self.clipper is not None:
+            self.clipper(self.params)
+        self.optimizer.step()
+        return loss.detach()
+
+    def warm_up(self, full: Batch, last: Batch) -> None:
+        """Compile for both batch shapes on a snapshot of the run, then restore it."""
+        from torch._dynamo.utils import counters
+
+        breaks = sum(counters["graph_break"].values())
+        snapshot = _Snapshot(self.model, self.optimizer)
+        try:
+            self.eager(full)  # creates the optimizer state, as the run's first update will
+            self.compiled(full)
+            self.compiled(last)
+            self._compiled_state = {p: dict(s) for p, s in self.optimizer.state.items()}
+        finally:
+            snapshot.restore()
+        # One graph per batch shape (scratch optimizers): the reduced guard check is safe.
+        # torch.optim's step breaks the graph into several frames, whose reduced checks
+        # torch does not always resolve (it raises): those runs keep the full check.
+        self.skip_guards = sum(counters["graph_break"].values()) == breaks
+
+    @torch.no_grad()
+    def _reseat_state(self) -> None:
+        """Move state the eager first update created into the tensors compiled against."""
+        for p, state in self.optimizer.state.items():
+            compiled = self._compiled_state.get(p, {})
+            for key, value in state.items():
+                target = compiled.get(key)
+                if (target is not value and torch.is_tensor(value) and torch.is_tensor(target)
+                        and target.shape == value.shape and target.dtype == value.dtype
+                        and target.device == value.device):
+                    target.copy_(value)
+                    state[key] = target
 
 
 class _LossOf(nn.Module):
@@ -80,12 +208,11 @@ class _LossOf(nn.Module):
 
 
 class _Snapshot:
-    """Parameters, buffers, optimizer state and RNG, restored in place (graph guards stay valid)."""
+    """Parameters, buffers, gradients, optimizer state and RNG; restored in place."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
         self.model, self.optimizer = model, optimizer
-        with torch.no_grad():
-            self.tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+        self.tensors = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
         self.state = {p: {k: (v.clone() if torch.is_tensor(v) else copy.deepcopy(v)) for k, v in s.items()}
                       for p, s in optimizer.state.items()}
         self.groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -117,94 +244,23 @@ class _Snapshot:
         torch.set_rng_state(self.rng)
 
 
-def compile_step(
-    problem: Problem,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    clipper: Callable | None,
-    spec,
-    *,
-    batch_size: int | None = None,
-) -> tuple[Callable[[Batch], torch.Tensor], float]:
-    """The compiled training step and the seconds spent compiling it.
-
-    ``step_fn(batch)`` does forward, backward, clip and update and returns the
-    detached 0-dim minibatch loss (computed before the update), like the loop's
-    eager step. ``batch_size`` is the run's (it sets the warm-up batch shapes;
-    default: the whole training set in one batch).
-    """
-    if spec.needs_closure:
-        raise OptbenchError(
-            f"compile=true cannot compile optimizer={spec.name}: its step(closure) re-evaluates the loss "
-            "a data-dependent number of times, so there is no single training step to compile. "
-            "Fix: run it with compile=false."
-        )
-    _quiet_compile_logs()
-    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
-    names = {id(p): f"model.{name}" for name, p in model.named_parameters()}
-    if any(id(p) not in names for p in params):
-        raise OptbenchError("compile=true needs every tensor the optimizer updates to be a parameter of the model.")
-    keys = [names[id(p)] for p in params]
-    loss_module = _LossOf(problem, model)
-
-    def loss_of(values: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
-        return torch.func.functional_call(loss_module, dict(zip(keys, values)), (batch,))
-
-    grad_and_loss = torch.func.grad_and_value(loss_of)
-
-    def step(batch: Batch) -> torch.Tensor:
-        grads, loss = grad_and_loss(tuple(params), batch)
-        for p, g in zip(params, grads):
-            p.grad = g
-        if clipper is not None:
-            clipper(params)
-        optimizer.step()
-        return loss
-
-    def eager(batch: Batch) -> torch.Tensor:
-        for p in params:
-            p.grad = None
-        loss = problem.loss(model, batch)
-        loss.backward()
-        if clipper is not None:
-            clipper(params)
-        optimizer.step()
-        return loss.detach()
-
-    traced = torch.compile(step)
-
-    def compiled(batch: Batch) -> torch.Tensor:
-        # grad_and_value differentiates inside no_grad; outside it, nothing needs autograd,
-        # so the compiled graph is an inference graph (no autograd wrapper around the step)
-        with torch.no_grad():
-            return traced(batch)
-    started = time.perf_counter()
-    full, last = _warmup_batches(problem, batch_size)
-    snapshot = _Snapshot(model, optimizer)
-    try:
-        eager(full)  # creates the optimizer state, as the run's first update will
-        compiled(full)
-        for group in optimizer.param_groups:  # a schedule changes lr: settle that now
-            group["lr"] = group["lr"] * 0.5
-        compiled(last)
-    finally:
-        snapshot.restore()
-    compile_time = time.perf_counter() - started
-
-    calls = 0
-
-    def step_fn(batch: Batch) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        return compiled(batch) if calls > 1 else eager(batch)
-
-    return step_fn, round(compile_time, 6)
-
-
 def _warmup_batches(problem: Problem, batch_size: int | None) -> tuple[Batch, Batch]:
-    """A full batch, and a batch of the size of an epoch's last one (the full batch again if equal)."""
+    """A full batch, and one the size of an epoch's last batch (the full batch when that is full)."""
     size = batch_size or problem.num_train
     full = next(iter(problem.batches(size, torch.Generator().manual_seed(0))))
     rest = problem.num_train % size
-    last = tuple(t[:rest] for t in full) if rest and full[0].dim() and full[0].shape[0] > rest else full
-    return full, last
+    if rest and full[0].dim() and full[0].shape[0] > rest:
+        return full, tuple(t[:rest] for t in full)
+    return full, full
+
+
+class _QuietCompileLogs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_NOISE)
+
+
+def _quiet_compile_logs() -> None:
+    for name in ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.torch", "torch.utils.cpp_extension"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietCompileLogs) for f in logger.filters):
+            logger.addFilter(_QuietCompileLogs())

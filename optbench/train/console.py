@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class RunConsole:
@@ -16,12 +15,21 @@ class RunConsole:
         self.quiet = quiet
         self.out = Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
-        self._progress: Progress | None = None
+        self._progress = None  # a rich.progress.Progress while a run is drawn
         self._task = None
 
     def start(self, title: str, total_steps: int, done: int = 0) -> None:
         if self.quiet:
             return
+        from rich.progress import (  # not needed by quiet runs (sweeps)
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.out.print(f"[bold]optbench[/bold] {title}")
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"),

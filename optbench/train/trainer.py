@@ -83,6 +83,8 @@ class Trainer:
         self.total_steps = min(planned, max_steps) if max_steps else planned
         self.should_stop, self.on_checkpoint, self.checkpoint_every = should_stop, on_checkpoint, checkpoint_every
         self.params = [p for p in model.parameters() if p.requires_grad]
+        # what optimizer.zero_grad(set_to_none=True) clears, without its per-call wrapper
+        self._optimized = [p for group in optimizer.param_groups for p in group["params"]]
         self.step_fn = step_fn or self.eager_step
 
     def eager_step(self, batch) -> torch.Tensor:
@@ -94,7 +96,8 @@ class Trainer:
         return loss.detach()
 
     def _loss_and_grad(self, batch) -> torch.Tensor:
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._optimized:  # optimizer.zero_grad(set_to_none=True)
+            p.grad = None
         loss = self.problem.loss(self.model, batch)
         loss.backward()
         if self.clipper is not None:

@@ -1,0 +1,414 @@
+"""optbench's speed benchmark: one command, one table.
+
+    python bench/run.py            # the full benchmark (~5 minutes on 2 cores)
+    python bench/run.py --quick    # a smoke version (1 epoch, 1 repeat, short batch-size-1 runs)
+
+Every variant trains the seeds' MLP 784-200-10 with RMSProp (lr 1e-3, alpha 0.9) on
+the same data (Fashion-MNIST when it is found, else MNIST from optbench's cache, else
+synthetic IDX files of the same sizes), at a fixed thread count, each repeat in a
+fresh child process. Columns:
+
+* loop s: median over repeats of the training loop's wall time, measured inside the
+  child (tutorial and bare loops: around their epoch loop, like the tutorial's own
+  timer; optbench: around ``Trainer.run``, which also evaluates the test set after
+  every epoch and writes the CSV files and the progress bar);
+* x tutorial: loop s over the tutorial's loop s in this same invocation;
+* compile s: optbench's ``compile_time_s`` (cold: an empty Inductor cache; warm: the
+  next repeat, which reuses it);
+* process s: the child's whole wall time (interpreter, imports, data, compile, loop);
+* peak RSS: the child's ``ru_maxrss`` (``os.wait4``), the largest over repeats.
+
+Batch size 1 runs ``--bs1-steps`` updates (a tenth of an epoch by default) and scales
+the time to a full epoch (optbench's one end-of-epoch test evaluation is not scaled).
+The default ``optbench`` run (linreg) is timed as a user runs it: the console script
+from a temporary folder, interpreter start included. Timings on a busy machine are
+meaningless: the last line prints the load average before and after, and a warning
+when other processes competed for the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+BENCH = Path(__file__).resolve().parent
+PYTHON = sys.executable
+TRAIN_SIZE = 60_000
+
+
+@dataclass
+class Result:
+    name: str
+    group: str
+    loop: list[float] = field(default_factory=list)
+    process: list[float] = field(default_factory=list)
+    rss_kb: int = 0
+    compile: list[float] = field(default_factory=list)
+    loss: float | None = None
+    losses_file: Path | None = None
+
+    @property
+    def loop_s(self) -> float | None:
+        return statistics.median(self.loop) if self.loop else None
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def find_data(console: Console) -> tuple[str, str, str]:
+    """(torchvision class name, root, description) of the data every variant uses."""
+    from optbench.problems.image_data import DEFAULT_SYSTEM_DIR, default_data_root, fill_missing_raw_files
+
+    root = default_data_root()
+    try:
+        if not fill_missing_raw_files("fashion_mnist", root, DEFAULT_SYSTEM_DIR):
+            return "FashionMNIST", str(root), f"Fashion-MNIST ({root})"
+    except Exception as exc:  # an unwritable cache, a corrupt file: fall through
+        console.print(f"[yellow]Fashion-MNIST not usable: {exc}[/yellow]")
+    if not fill_missing_raw_files("mnist", root, None):
+        return "MNIST", str(root), f"MNIST ({root})"
+    synthetic = Path(tempfile.mkdtemp(prefix="optbench-bench-data-"))
+    _write_synthetic(synthetic / "FashionMNIST" / "raw")
+    console.print("[yellow]No Fashion-MNIST or MNIST found: synthetic IDX files of the same sizes "
+                  "(timings are valid, losses are not).[/yellow]")
+    return "FashionMNIST", str(synthetic), f"synthetic, MNIST-sized ({synthetic})"
+
+
+def _write_synthetic(raw: Path) -> None:
+    import numpy as np
+
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", TRAIN_SIZE), ("t10k", 10_000)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + _dims(n, 28, 28) + images.tobytes())
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + _dims(n) + labels.tobytes())
+
+
+def _dims(*dims: int) -> bytes:
+    return b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+# ----------------------------------------------------------------------------- children
+
+
+def run_child(argv: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str, str]:
+    """Run one child to completion: (wall seconds, peak RSS in KB, stdout, stderr)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}")
+    return wall, usage.ru_maxrss, stdout, stderr
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def script(name: str, *args) -> list[str]:
+    return [PYTHON, str(BENCH / name), *map(str, args)]
+
+
+class Bench:
+    def __init__(self, opts, console: Console):
+        self.opts, self.console = opts, console
+        self.dataset, self.root, self.data_note = find_data(console)
+        self.work = Path(tempfile.mkdtemp(prefix="optbench-bench-"))
+        self.results: list[Result] = []
+
+    # common flags
+    def common(self) -> list[str]:
+        return ["--root", self.root, "--dataset", self.dataset, "--threads", self.opts.threads]
+
+    def optbench_args(self, *extra: str, epochs: int | None = None) -> list[str]:
+        name = {"FashionMNIST": "fashion_mnist", "MNIST": "mnist"}[self.dataset]
+        args = [f"dataset={name}", f"dataset.root={self.root}", f"threads={self.opts.threads}",
+                f"epochs={epochs or self.opts.epochs}"]
+        if name == "fashion_mnist":
+            args.append("dataset.system_dir=")
+        return args + list(extra)
+
+    def record(self, result: Result, reps: int, run_once) -> Result:
+        self.console.print(f"[dim]{result.group} {result.name}: {reps} run(s)[/dim]", end="")
+        for rep in range(reps):
+            wall, rss, loop, loss, compile_s = run_once(rep)
+            result.process.append(wall)
+            result.loop.append(loop)
+            result.rss_kb = max(result.rss_kb, rss)
+            if compile_s is not None:
+                result.compile.append(compile_s)
+            result.loss = loss
+            self.console.print(f"[dim] {loop:.2f}s[/dim]", end="")
+        self.console.print()
+        self.results.append(result)
+        return result
+
+    # (a) and (d): the tutorial
+    def tutorial(self, name: str, group: str, reps: int, *extra, scale: float = 1.0) -> Result:
+        def once(rep):
+            wall, rss, out, _ = run_child(script("tutorial_loop.py", *self.common(), *extra))
+            data = last_json(out)
+            return wall, rss, data["loop_s"] * scale, (data["epoch_losses"] or [None])[-1], None
+
+        return self.record(Result(name, group), reps, once)
+
+    # (b): bare loops
+    def bare(self, name: str, optim: str, ftz: bool, reps: int) -> Result:
+        args = [*self.common(), "--optim", optim, "--epochs", self.opts.epochs] + (["--ftz"] if ftz else [])
+
+        def once(rep):
+            wall, rss, out, _ = run_child(script("bare_loop.py", *args))
+            data = last_json(out)
+            return wall, rss, data["loop_s"], data["epoch_losses"][-1], None
+
+        return self.record(Result(name, "(b) bare loop"), reps, once)
+
+    # (c) and (d): optbench
+    def optbench(self, name: str, group: str, reps: int, *overrides: str, mode: str = "cli", tty: bool = False,
+                 cold_first: bool = False, cache: str | None = None, scale: float = 1.0,
+                 epochs: int | None = None) -> Result:
+        result = Result(name, group)
+        cache_dir = cache or str(self.work / f"inductor-{len(self.results)}")
+
+        def once(rep):
+            run_dir = self.work / f"{len(self.results)}-{rep}"
+            stamp = self.work / f"loop-{len(self.results)}-{rep}.json"
+            env = {"OPTBENCH_BENCH_OUT": str(stamp)}
+            if cold_first:  # rep 0 compiles into an empty cache, later reps reuse it
+                if rep == 0:
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+            elif cache:
+                env["TORCHINDUCTOR_CACHE_DIR"] = cache
+            if tty:  # rich draws its live progress bar as on a terminal
+                env.update(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", COLUMNS="120")
+            args = self.optbench_args(*overrides, epochs=epochs)
+            if mode == "cli":
+                argv = script("optbench_child.py", "cli", *args, f"hydra.run.dir={run_dir}")
+            else:
+                argv = script("optbench_child.py", "api", run_dir, *args)
+            wall, rss, _, _ = run_child(argv, env=env, cwd=str(self.work))
+            summary = json.loads((run_dir / "summary.json").read_text())
+            if summary["status"] != "completed":
+                raise RuntimeError(f"{name}: run ended {summary['status']}: {summary.get('error')}")
+            result.losses_file = run_dir / "losses.csv"
+            times = json.loads(stamp.read_text())
+            # a partial epoch scaled to a whole one: its steps scale, its one test-set evaluation does not
+            loop = (times["loop_s"] - times["epoch_end_s"]) * scale + times["epoch_end_s"]
+            return wall, rss, loop, summary["final"]["train_loss"], summary["compile_time_s"]
+
+        return self.record(result, reps, once)
+
+    # (e): the default run, as a user runs it
+    def default_run(self, reps: int) -> Result:
+        exe = Path(PYTHON).parent / "optbench"
+        argv = [str(exe)] if exe.exists() else [PYTHON, "-c", "from optbench.cli import main; main()"]
+        cwd = self.work / "default-run"
+        cwd.mkdir(exist_ok=True)
+
+        def once(rep):
+            wall, rss, _, _ = run_child([*argv, "quiet=true"], cwd=str(cwd))
+            return wall, rss, wall, None, None
+
+        return self.record(Result("`optbench quiet=true` (linreg), whole process", "(e) default run"), reps, once)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="optbench's speed benchmark (prints one table).")
+    parser.add_argument("--quick", action="store_true", help="smoke version: 1 epoch, 1 repeat, short batch-1 runs")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads in every variant (default 2)")
+    parser.add_argument("--reps", type=int, default=None, help="repeats of fast variants (default 3; --quick 1)")
+    parser.add_argument("--slow-reps", type=int, default=1, help="repeats of slow variants (tutorial; default 1)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs at batch size 64 (default 5; --quick 1)")
+    parser.add_argument("--bs1-steps", type=int, default=None,
+                        help="updates of the batch-size-1 runs, scaled to an epoch (default 6000; --quick 600)")
+    parser.add_argument("--skip", default="", help="comma-separated groups to skip: a,b,c,d,e")
+    opts = parser.parse_args(argv)
+    opts.reps = opts.reps or (1 if opts.quick else 3)
+    opts.epochs = opts.epochs or (1 if opts.quick else 5)
+    opts.bs1_steps = opts.bs1_steps or (600 if opts.quick else 6000)
+    skip = set(filter(None, opts.skip.split(",")))
+    fast, slow = opts.reps, opts.slow_reps
+    compile_reps = 1 if opts.quick else 2
+
+    console = Console(highlight=False)
+    if not console.is_terminal or console.width < 150:
+        console = Console(highlight=False, width=150)
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    bench = Bench(opts, console)
+    console.print(f"[bold]optbench benchmark[/bold]: {bench.data_note}, MLP 784-200-10, RMSProp lr 1e-3 alpha 0.9, "
+                  f"batch 64, {opts.epochs} epoch(s), {opts.threads} threads")
+
+    tutorial = bs1_tutorial = None
+    e = opts.epochs
+    if "a" not in skip:
+        tutorial = bench.tutorial("tutorial: DataLoader + data_tf + per-parameter rmsprop", "(a) tutorial", slow,
+                                  "--epochs", e)
+    if "b" not in skip:
+        bench.bare("torch.optim.RMSprop (single-tensor loop on CPU)", "torch", False, fast)
+        bench.bare("torch.optim.RMSprop(foreach=True) + flush denormals", "torch-foreach", True, fast)
+        bench.bare("optbench scratch RMSprop + flush denormals", "scratch", True, fast)
+    if "c" not in skip:
+        bench.optbench("scratch, eager (progress bar on a terminal)", "(c) optbench", fast, tty=True)
+        bench.optbench("scratch, eager, quiet=true", "(c) optbench", fast, "quiet=true")
+        bench.optbench("builtin, eager, quiet=true", "(c) optbench", fast, "quiet=true", "optimizer.impl=builtin")
+        bench.optbench("scratch, compile=true, quiet=true", "(c) optbench", compile_reps, "quiet=true", "compile=true",
+                       cold_first=True)
+        bench.optbench("builtin, compile=true, quiet=true", "(c) optbench", compile_reps, "quiet=true",
+                       "compile=true", "optimizer.impl=builtin", cold_first=True)
+        bench.optbench("scratch, eager, Python API (denormals not flushed)", "(c) optbench", 1, mode="api")
+    if "d" not in skip:
+        s = opts.bs1_steps
+        scale = TRAIN_SIZE / s
+        bs1_tutorial = bench.tutorial(f"tutorial, {s} steps x {scale:g}", "(d) batch size 1", slow, "--epochs", 1,
+                                      "--batch-size", 1, "--max-steps", s, scale=scale)
+        bench.optbench(f"optbench scratch eager, {s} steps x {scale:g}", "(d) batch size 1", 1, "quiet=true",
+                       "batch_size=1", f"steps={s}", scale=scale, epochs=1)
+        bench.optbench(f"optbench scratch compile=true, {s} steps x {scale:g}", "(d) batch size 1", 1, "quiet=true",
+                       "batch_size=1", f"steps={s}", "compile=true", scale=scale, epochs=1,
+                       cache=str(bench.work / "inductor-bs1"))
+    if "e" not in skip:
+        bench.default_run(max(fast, 3) if not opts.quick else 3)
+
+    load_after = os.getloadavg()
+    print_table(console, bench, tutorial, bs1_tutorial)
+    print_targets(console, bench, tutorial, bs1_tutorial)
+    import torch
+
+    console.print(f"torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs "
+                  f"({platform.processor() or platform.machine()}); load average {load_before[0]:.2f} before, "
+                  f"{load_after[0]:.2f} after; benchmark took {time.perf_counter() - started:.0f} s")
+    if max(load_before[0], load_after[0]) > 0.5 + (os.cpu_count() or 1) * 0.25:
+        console.print("[bold yellow]warning:[/bold yellow] other processes were using the CPUs (load average above); "
+                      "multi-threaded timings suffer most. Re-run on an idle machine.")
+    shutil.rmtree(bench.work, ignore_errors=True)
+    return 0
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Result | None) -> None:
+    table = Table(title="median seconds (each repeat a fresh process)", title_justify="left")
+    for name, justify in (("", "left"), ("variant", "left"), ("reps", "right"), ("loop s", "right"), ("x tutorial", "right"),
+                          ("compile s", "right"), ("process s", "right"), ("peak RSS", "right"),
+                          ("last train loss", "right")):
+        table.add_column(name, justify=justify)
+    group = None
+    for r in bench.results:
+        if r.group != group:
+            if group is not None:
+                table.add_section()
+            group = r.group
+        base = bs1 if r.group == "(d) batch size 1" else tutorial
+        ratio = r.loop_s / base.loop_s if base and base.loop_s and r.group != "(e) default run" else None
+        compile_s = "-"
+        if r.compile:
+            compile_s = " / ".join(f"{c:.1f}" for c in r.compile)
+        loss = None if r.group == "(d) batch size 1" else r.loss  # a partial epoch's mean is not comparable
+        table.add_row(r.group, r.name, str(len(r.loop)), _fmt(r.loop_s), _fmt(ratio, ".3f") + ("x" if ratio else ""),
+                      compile_s, _fmt(statistics.median(r.process)), f"{r.rss_kb / 1024:.0f} MB",
+                      _fmt(loss, ".4f"))
+    console.print(table)
+    console.print("loop s: training loop only (batch size 1: scaled to one epoch); compile s: cold / warm Inductor "
+                  "cache; process s: whole child process; x tutorial: against (a), batch size 1 against the "
+                  "batch-size-1 tutorial.")
+
+
+def print_targets(console: Console, bench: Bench, tutorial: Result | None, bs1: Result | None) -> None:
+    by_name = {r.name: r for r in bench.results}
+
+    def get(prefix: str) -> Result | None:
+        return next((r for n, r in by_name.items() if n.startswith(prefix)), None)
+
+    rows = []
+
+    def check(text: str, value: float | None, limit: float, fmt: str, larger_is_better: bool = False) -> None:
+        if value is None:
+            rows.append((text, "-", "not measured"))
+            return
+        ok = value >= limit if larger_is_better else value <= limit
+        rows.append((text, format(value, fmt), "[green]met[/green]" if ok else "[red]MISSED[/red]"))
+
+    eager = get("scratch, eager (progress")
+    quiet = get("scratch, eager, quiet")
+    bare_torch = get("torch.optim.RMSprop (single")
+    bare_scratch = get("optbench scratch RMSprop")
+    compiled = get("scratch, compile=true")
+    if tutorial and tutorial.loop_s:
+        check("eager scratch RMSProp / tutorial <= 0.25", eager and eager.loop_s / tutorial.loop_s, 0.25, ".3f")
+        check("compile=true (excl. compile) / tutorial <= 0.15", compiled and compiled.loop_s / tutorial.loop_s,
+              0.15, ".3f")
+    if bare_torch and eager:
+        check("eager scratch RMSProp / bare torch.optim loop (b) <= 1.10", eager.loop_s / bare_torch.loop_s, 1.10, ".3f")
+    if bare_scratch and eager:
+        check("runner overhead: optbench (progress bar, CSV, eval) / bare loop, same optimizer <= 1.10",
+              eager.loop_s / bare_scratch.loop_s, 1.10, ".3f")
+    if quiet and eager:
+        check("progress bar cost: terminal / quiet=true <= 1.10", eager.loop_s / quiet.loop_s, 1.10, ".3f")
+    bs1_compiled = get("optbench scratch compile=true, ")
+    if bs1 and bs1_compiled:
+        check("batch size 1 epoch: tutorial / compile=true >= 5", bs1.loop_s / bs1_compiled.loop_s, 5, ".1f",
+              larger_is_better=True)
+    default = get("`optbench quiet=true`")
+    if default:
+        check("default `optbench` run end to end < 4 s", default.loop_s, 4.0, ".2f")
+    mnist = [r for r in bench.results if r.group in ("(c) optbench",)]
+    if mnist:
+        check("peak RSS of an MNIST-size optbench run <= 1.2 GB", max(r.rss_kb for r in mnist) / 1024 / 1024,
+              1.2, ".2f")
+    api = get("scratch, eager, Python API")
+    if api and quiet:
+        same = api.losses_file is not None and quiet.losses_file is not None and _same_losses(api.losses_file,
+                                                                                             quiet.losses_file)
+        rows.append(("set_flush_denormal: losses with and without are bitwise equal", str(same),
+                     "[green]yes[/green]" if same else "[red]NO[/red]"))
+    table = Table(title="targets", title_justify="left")
+    for name in ("target", "measured", ""):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _same_losses(a: Path, b: Path) -> bool:
+    """The loss columns of two losses.csv files (and their epochs.csv train losses) are identical strings."""
+    import csv
+
+    def column(path: Path, name: str) -> list[str]:
+        with open(path, newline="") as handle:
+            return [row[name] for row in csv.DictReader(handle)]
+
+    return (column(a, "loss") == column(b, "loss")
+            and column(a.parent / "epochs.csv", "train_loss") == column(b.parent / "epochs.csv", "train_loss"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
