@@ -1,7 +1,7 @@
 """optbench's speed benchmark: one command, one table.
 
-    python bench/run.py            # the full benchmark (~5 minutes on 2 cores)
-    python bench/run.py --quick    # a smoke version (1 epoch, 1 repeat, short batch-size-1 runs)
+    python bench/run.py            # the full benchmark (~8 minutes on 2 cores)
+    python bench/run.py --quick    # a smoke version (1 epoch, 1 repeat, short batch-size-1 runs; ~3 minutes)
 
 Every variant trains the seeds' MLP 784-200-10 with RMSProp (lr 1e-3, alpha 0.9) on
 the same data (Fashion-MNIST when it is found, else MNIST from optbench's cache, else
@@ -22,8 +22,11 @@ Batch size 1 runs ``--bs1-steps`` updates (a tenth of an epoch by default) and s
 the time to a full epoch (optbench's one end-of-epoch test evaluation is not scaled).
 The default ``optbench`` run (linreg) is timed as a user runs it: the console script
 from a temporary folder, interpreter start included. Timings on a busy machine are
-meaningless: the last line prints the load average before and after, and a warning
-when other processes competed for the cores.
+meaningless: the last line prints the load average at the start, the CPU time stolen
+by the hypervisor (``/proc/stat``) and the widest spread between repeats, with a
+warning when the CPUs were shared; variants run
+round-robin (repeat r of each before repeat r + 1 of any) so that a slow spell does
+not land on one variant only.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Result:
     process: list[float] = field(default_factory=list)
     rss_kb: int = 0
     compile: list[float] = field(default_factory=list)
+    steal: list[float] = field(default_factory=list)  # % of CPU time the hypervisor took, per run
     loss: float | None = None
     losses_file: Path | None = None
 
@@ -106,13 +110,29 @@ def _dims(*dims: int) -> bytes:
 # ----------------------------------------------------------------------------- children
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs since boot (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+LAST_STEAL = [0.0]  # steal % of the last child
+
+
 def run_child(argv: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str, str]:
     """Run one child to completion: (wall seconds, peak RSS in KB, stdout, stderr)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        steal0, total0 = cpu_times()
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        steal1, total1 = cpu_times()
+        LAST_STEAL[0] = 100 * (steal1 - steal0) / max(total1 - total0, 1)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -137,6 +157,7 @@ class Bench:
         self.dataset, self.root, self.data_note = find_data(console)
         self.work = Path(tempfile.mkdtemp(prefix="optbench-bench-"))
         self.results: list[Result] = []
+        self.plan: list[tuple[Result, int, object]] = []
 
     # common flags
     def common(self) -> list[str]:
@@ -151,19 +172,29 @@ class Bench:
         return args + list(extra)
 
     def record(self, result: Result, reps: int, run_once) -> Result:
-        self.console.print(f"[dim]{result.group} {result.name}: {reps} run(s)[/dim]", end="")
-        for rep in range(reps):
-            wall, rss, loop, loss, compile_s = run_once(rep)
-            result.process.append(wall)
-            result.loop.append(loop)
-            result.rss_kb = max(result.rss_kb, rss)
-            if compile_s is not None:
-                result.compile.append(compile_s)
-            result.loss = loss
-            self.console.print(f"[dim] {loop:.2f}s[/dim]", end="")
-        self.console.print()
+        """Plan ``reps`` runs of a variant (``run`` executes the plan)."""
         self.results.append(result)
+        self.plan.append((result, reps, run_once))
         return result
+
+    def run(self) -> None:
+        """Every planned run, round-robin: repeat r of every variant before repeat r + 1 of any,
+        so that a slow spell of the machine does not land on one variant only."""
+        rounds = max((reps for _, reps, _ in self.plan), default=0)
+        for rep in range(rounds):
+            for result, reps, run_once in self.plan:
+                if rep >= reps:
+                    continue
+                wall, rss, loop, loss, compile_s = run_once(rep)
+                result.process.append(wall)
+                result.loop.append(loop)
+                result.steal.append(LAST_STEAL[0])
+                result.rss_kb = max(result.rss_kb, rss)
+                if compile_s is not None:
+                    result.compile.append(compile_s)
+                result.loss = loss
+                self.console.print(f"[dim]round {rep + 1}/{rounds}: {result.group} {result.name}: "
+                                   f"{loop:.2f} s (steal {LAST_STEAL[0]:.0f}%)[/dim]")
 
     # (a) and (d): the tutorial
     def tutorial(self, name: str, group: str, reps: int, *extra, scale: float = 1.0) -> Result:
@@ -190,11 +221,12 @@ class Bench:
                  cold_first: bool = False, cache: str | None = None, scale: float = 1.0,
                  epochs: int | None = None) -> Result:
         result = Result(name, group)
-        cache_dir = cache or str(self.work / f"inductor-{len(self.results)}")
+        index = len(self.results)
+        cache_dir = cache or str(self.work / f"inductor-{index}")
 
         def once(rep):
-            run_dir = self.work / f"{len(self.results)}-{rep}"
-            stamp = self.work / f"loop-{len(self.results)}-{rep}.json"
+            run_dir = self.work / f"{index}-{rep}"
+            stamp = self.work / f"loop-{index}-{rep}.json"
             env = {"OPTBENCH_BENCH_OUT": str(stamp)}
             if cold_first:  # rep 0 compiles into an empty cache, later reps reuse it
                 if rep == 0:
@@ -257,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     compile_reps = 1 if opts.quick else 2
 
     console = Console(highlight=False)
-    if not console.is_terminal or console.width < 150:
-        console = Console(highlight=False, width=150)
-    load_before = os.getloadavg()
+    if not console.is_terminal or console.width < 170:
+        console = Console(highlight=False, width=170)
+    load_before, steal_before = os.getloadavg(), cpu_times()
     started = time.perf_counter()
     bench = Bench(opts, console)
     console.print(f"[bold]optbench benchmark[/bold]: {bench.data_note}, MLP 784-200-10, RMSProp lr 1e-3 alpha 0.9, "
@@ -294,19 +326,24 @@ def main(argv: list[str] | None = None) -> int:
                        "batch_size=1", f"steps={s}", "compile=true", scale=scale, epochs=1,
                        cache=str(bench.work / "inductor-bs1"))
     if "e" not in skip:
-        bench.default_run(max(fast, 3) if not opts.quick else 3)
+        bench.default_run(max(fast, 3))
+    bench.run()
 
-    load_after = os.getloadavg()
+    steal_after = cpu_times()
+    steal = 100 * (steal_after[0] - steal_before[0]) / max(steal_after[1] - steal_before[1], 1)
     print_table(console, bench, tutorial, bs1_tutorial)
     print_targets(console, bench, tutorial, bs1_tutorial)
     import torch
 
+    spread = max(((max(r.loop) - min(r.loop)) / min(r.loop) for r in bench.results if len(r.loop) > 1), default=0)
     console.print(f"torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs "
-                  f"({platform.processor() or platform.machine()}); load average {load_before[0]:.2f} before, "
-                  f"{load_after[0]:.2f} after; benchmark took {time.perf_counter() - started:.0f} s")
-    if max(load_before[0], load_after[0]) > 0.5 + (os.cpu_count() or 1) * 0.25:
-        console.print("[bold yellow]warning:[/bold yellow] other processes were using the CPUs (load average above); "
-                      "multi-threaded timings suffer most. Re-run on an idle machine.")
+                  f"({platform.processor() or platform.machine()}); load average {load_before[0]:.2f} at the start; "
+                  f"CPU steal {steal:.0f}% over the benchmark; widest repeat spread {100 * spread:.0f}%; "
+                  f"benchmark took {time.perf_counter() - started:.0f} s")
+    if steal > 5 or load_before[0] > 0.5 or spread > 0.15:
+        console.print("[bold yellow]warning:[/bold yellow] the CPUs were shared (load at the start, hypervisor "
+                      "steal, or repeats more than 15% apart): compare ratios from one invocation, and re-run "
+                      "on an idle machine for absolute numbers.")
     shutil.rmtree(bench.work, ignore_errors=True)
     return 0
 
@@ -317,9 +354,10 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Result | None) -> None:
     table = Table(title="median seconds (each repeat a fresh process)", title_justify="left")
-    for name, justify in (("", "left"), ("variant", "left"), ("reps", "right"), ("loop s", "right"), ("x tutorial", "right"),
+    for name, justify in (("", "left"), ("variant", "left"), ("reps", "right"), ("loop s", "right"),
+                          ("min-max", "right"), ("x tutorial", "right"),
                           ("compile s", "right"), ("process s", "right"), ("peak RSS", "right"),
-                          ("last train loss", "right")):
+                          ("steal %", "right"), ("last train loss", "right")):
         table.add_column(name, justify=justify)
     group = None
     for r in bench.results:
@@ -333,13 +371,16 @@ def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Re
         if r.compile:
             compile_s = " / ".join(f"{c:.1f}" for c in r.compile)
         loss = None if r.group == "(d) batch size 1" else r.loss  # a partial epoch's mean is not comparable
-        table.add_row(r.group, r.name, str(len(r.loop)), _fmt(r.loop_s), _fmt(ratio, ".3f") + ("x" if ratio else ""),
+        spread = f"{min(r.loop):.2f}-{max(r.loop):.2f}" if len(r.loop) > 1 else ""
+        table.add_row(r.group, r.name, str(len(r.loop)), _fmt(r.loop_s), spread,
+                      _fmt(ratio, ".3f") + ("x" if ratio else ""),
                       compile_s, _fmt(statistics.median(r.process)), f"{r.rss_kb / 1024:.0f} MB",
-                      _fmt(loss, ".4f"))
+                      _fmt(max(r.steal, default=None), ".0f"), _fmt(loss, ".4f"))
     console.print(table)
-    console.print("loop s: training loop only (batch size 1: scaled to one epoch); compile s: cold / warm Inductor "
-                  "cache; process s: whole child process; x tutorial: against (a), batch size 1 against the "
-                  "batch-size-1 tutorial.")
+    console.print("loop s: training loop only, median (batch size 1: scaled to one epoch); compile s: cold / warm "
+                  "Inductor cache; process s: whole child process; x tutorial: against (a), batch size 1 against the "
+                  "batch-size-1 tutorial; steal %: the largest share of CPU time the hypervisor gave to other "
+                  "machines during a run of the variant (high: the timing is inflated).")
 
 
 def print_targets(console: Console, bench: Bench, tutorial: Result | None, bs1: Result | None) -> None:
@@ -367,7 +408,8 @@ def print_targets(console: Console, bench: Bench, tutorial: Result | None, bs1: 
         check("compile=true (excl. compile) / tutorial <= 0.15", compiled and compiled.loop_s / tutorial.loop_s,
               0.15, ".3f")
     if bare_torch and eager:
-        check("eager scratch RMSProp / bare torch.optim loop (b) <= 1.10", eager.loop_s / bare_torch.loop_s, 1.10, ".3f")
+        check("eager scratch RMSProp / bare torch.optim loop (b) <= 1.10", eager.loop_s / bare_torch.loop_s, 1.10,
+              ".3f")
     if bare_scratch and eager:
         check("runner overhead: optbench (progress bar, CSV, eval) / bare loop, same optimizer <= 1.10",
               eager.loop_s / bare_scratch.loop_s, 1.10, ".3f")

@@ -110,7 +110,7 @@ def prepare(cfg: DictConfig, device: torch.device):
 
 @contextmanager
 def _dynamo_stays_unimported():
-    """Build an optimizer without importing torch._dynamo (about 2 s of a 3 s default run).
+    """Build an optimizer without importing torch._dynamo (2-3 s: as long as the rest of the default run).
 
     ``torch.optim.Optimizer.__init__`` calls ``add_param_group``, which torch wraps in
     ``torch._disable_dynamo``: the wrapper's first call imports torch._dynamo only to
