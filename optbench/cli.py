@@ -49,7 +49,7 @@ def _flush_denormals() -> None:
     into denormals, and CPU arithmetic on those is ~35x slower. The setting is per
     thread and torch's worker threads copy it when they are created (at the first
     parallel op), so it must come first. Fashion-MNIST runs give bitwise the same
-    losses with it (docs/speed.md); ``execute`` called from Python keeps torch's default.
+    losses with it (README, "Speed"); ``execute`` called from Python keeps torch's default.
     """
     import torch
 
