@@ -150,3 +150,18 @@ def test_mnist_format_run_reports_test_metrics(tmp_path, mnist_root):
     steps = [int(r["step"]) for r in read_csv(tmp_path / "run" / "losses.csv")]
     assert steps == [0, 15]  # 256 images / 32 = 8 steps per epoch; log_every 30, plus the last step
     assert summary["device"] == "cpu" and summary["dataset"] == "mnist"
+
+
+SCRATCH_AND_BUILTIN = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adadelta"]
+BUILTIN_ONLY = ["adamax", "asgd", "rprop", "lbfgs", "adamw", "nadam", "radam"]
+
+
+@pytest.mark.parametrize(
+    "name, impl",
+    [(n, i) for n in SCRATCH_AND_BUILTIN for i in ("scratch", "builtin")] + [(n, "builtin") for n in BUILTIN_ONLY],
+)
+def test_every_optimizer_trains_through_the_runner(tmp_path, name, impl):
+    summary = run_config(tmp_path, f"optimizer={name}", f"optimizer.impl={impl}", "epochs=1", "log_every=10")
+    rows = read_csv(tmp_path / "losses.csv")
+    assert summary["status"] == "completed" and (summary["optimizer"], summary["impl"]) == (name, impl)
+    assert float(rows[-1]["full_loss"]) < float(rows[0]["full_loss"])  # it learned something
