@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from optbench.csv_cells import csv_cell
 
 LOSS_COLUMNS = ["step", "epoch", "examples_seen", "wall_time_s", "loss", "lr"]
 STEP_COLUMNS = {
@@ -101,22 +102,8 @@ def quadratic_rows(lr: float, steps: int, x0: float = 2.0, coef: float = 4.0) ->
     return rows
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
-        value = float(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    return str(value)
-
-
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    lines = [",".join(columns)] + [",".join(_cell(row.get(c)) for c in columns) for row in rows]
+    lines = [",".join(columns)] + [",".join(csv_cell(row.get(c)) for c in columns) for row in rows]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from optbench.csv_cells import csv_cell
 from optbench.plot.labels import make_labels
 from optbench.plot.metrics import best_value, final_value, target_hit, total_time
 from optbench.plot.runs import Run
@@ -53,18 +54,6 @@ def failed_rows(failures: Sequence[tuple[Path, str]]) -> list[dict]:
     return [{**dict.fromkeys(COLUMNS), "run": str(folder), "label": "", "status": "failed"} for folder, _ in failures]
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.8g}"
-    return str(value)
-
-
 def write_summary_csv(rows: Sequence[dict], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,14 +61,14 @@ def write_summary_csv(rows: Sequence[dict], path: Path) -> Path:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow([_cell(row.get(column)) for column in COLUMNS])
+            writer.writerow([csv_cell(row.get(column), ".8g") for column in COLUMNS])
     return path
 
 
 def _short(value, digits: int = 4) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.{digits}g}"
-    return _cell(value)
+    return csv_cell(value)
 
 
 def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
@@ -96,7 +85,7 @@ def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
             row["run"], row["label"], f"[{colour}]{status}[/{colour}]",
             _short(row["final_train_loss"]), _short(row["best_train_loss"]), _short(row["test_loss"]),
             _short(row["test_acc"]), _short(row["total_time_s"], 3),
-            _cell(row["steps_to_target"]) or "-" if target is not None else "",
+            csv_cell(row["steps_to_target"]) or "-" if target is not None else "",
             _short(row["time_to_target_s"], 3) or "-" if target is not None else "",
         )
     return table

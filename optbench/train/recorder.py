@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
+from optbench.csv_cells import csv_cell
 LOSS_COLUMNS = ("step", "epoch", "examples_seen", "wall_time_s", "loss", "lr")
 EPOCH_COLUMNS = ("epoch", "train_loss", "test_loss", "test_acc", "epoch_time_s")
 
@@ -33,24 +33,12 @@ class CsvLog:
         self.rows = resume_rows or 0
 
     def append(self, row: dict[str, Any]) -> None:
-        self._writer.writerow([_cell(row.get(c)) for c in self.columns])
+        self._writer.writerow([csv_cell(row.get(c)) for c in self.columns])
         self._file.flush()
         self.rows += 1
 
     def close(self) -> None:
         self._file.close()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    return str(value)
 
 
 def _truncate_to_rows(path: Path, rows: int) -> None:
