@@ -135,15 +135,15 @@ def _refuse_occupied(run_cfg: DictConfig, run_dir: Path) -> None:
 
 def _resumed(run_cfg: DictConfig) -> tuple[Path, DictConfig]:
     """Continue a stopped run in its own folder, with the config it started with."""
+    from optbench.sweeps import read_summary
+
     folder = Path(run_cfg.resume)
-    summary_path = folder / "summary.json"
-    try:
-        saved = json.loads(summary_path.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+    saved = (read_summary(folder) or {}).get("config")
+    if not isinstance(saved, dict):
         raise OptbenchError(
             f"resume={folder} is not a run folder with a readable summary.json. "
             "Fix: point resume= at the folder of a run that was interrupted (it holds summary.json and checkpoint.pt)."
-        ) from None
+        )
     saved.update(resume=str(folder), quiet=run_cfg.quiet)
     return folder, validate(OmegaConf.create(saved))
 

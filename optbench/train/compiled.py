@@ -60,6 +60,7 @@ from torch import nn
 
 from optbench.errors import OptbenchError
 from optbench.problems.base import Batch, Problem
+from optbench.train.trainer import loss_and_grad, optimized_params
 
 #: harmless messages torch logs while compiling on a CPU-only machine
 _NOISE = ("Profiler record function", "Profiler function", "No CUDA runtime is found")
@@ -115,7 +116,7 @@ class CompiledStep:
 
     def __init__(self, problem: Problem, model: nn.Module, optimizer: torch.optim.Optimizer, clipper):
         self.problem, self.model, self.optimizer, self.clipper = problem, model, optimizer, clipper
-        self.params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        self.params = optimized_params(optimizer)
         names = {id(p): f"model.{name}" for name, p in model.named_parameters()}
         if any(id(p) not in names for p in self.params):
             raise OptbenchError("compile=true needs every tensor the optimizer updates to be a parameter of the "
@@ -161,12 +162,7 @@ class CompiledStep:
             return self._traced(batch)
 
     def eager(self, batch: Batch) -> torch.Tensor:
-        for p in self.params:
-            p.grad = None
-        loss = self.problem.loss(self.model, batch)
-        loss.backward()
-        if self.clipper is not None:
-            self.clipper(self.params)
+        loss = loss_and_grad(self.problem, self.model, batch, self.params, self.clipper)
         self.optimizer.step()
         return loss.detach()
 

@@ -27,7 +27,7 @@ from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
 from optbench.train.recorder import RunRecorder, write_json_atomic
 from optbench.train.schedules import make_scheduler
-from optbench.train.trainer import LoopState, Trainer
+from optbench.train.trainer import LoopState, Outcome, Trainer, planned_steps
 
 
 class StopSignal:
@@ -142,8 +142,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
     resume = _resume_payload(cfg, run_dir)
     problem, model, optimizer = prepare(cfg, device)
     spec = OPTIMIZERS[cfg.optimizer.name]
-    planned = cfg.epochs * problem.steps_per_epoch(cfg.batch_size)
-    total_steps = min(planned, cfg.steps) if cfg.steps else planned
+    total_steps = planned_steps(problem.steps_per_epoch(cfg.batch_size), cfg.epochs, cfg.steps)
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
     state = restore(resume, model, optimizer, scheduler) if resume else LoopState()
 
@@ -178,12 +177,10 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
         try:
             outcome, state = trainer.run(state)
         except KeyboardInterrupt:
-            outcome, state = None, state
+            outcome = None
         finally:
             console.stop()
         if outcome is None or outcome.status == "interrupted":
-            from optbench.train.trainer import Outcome
-
             outcome = Outcome("interrupted")
             checkpoint(state)
 
