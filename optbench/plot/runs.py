@@ -26,22 +26,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optbench.errors import OptbenchError
+from optbench.run_folder import (EPOCH_REQUIRED, LOSS_REQUIRED, RUN_MARKERS, STATUSES, RunFolderError,  # noqa: F401
+                                 is_run_dir, read_json, read_table)
 
-#: files whose presence makes a folder a run folder
-RUN_MARKERS = ("summary.json", "losses.csv", "reused.json", ".hydra/config.yaml")
-LOSS_REQUIRED = ("step", "epoch", "examples_seen", "wall_time_s", "loss")
-EPOCH_REQUIRED = ("epoch", "train_loss")
-STATUSES = ("running", "completed", "diverged", "interrupted", "failed", "skipped")
 #: how an unfinished status is shown in a legend
 STATUS_MARKS = {"running": "incomplete", "interrupted": "interrupted", "failed": "failed", "unknown": "incomplete"}
 
 
-class PlotError(OptbenchError):
-    """A bad input: ``str(err)`` is one line naming the problem and its fix."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+#: a bad input: ``str(err)`` is one line naming the problem and its fix
+PlotError = RunFolderError
 
 
 class PlotWarning(UserWarning):
@@ -58,10 +51,6 @@ def natural_key(text: str) -> list:
 
 
 # --------------------------------------------------------------------------- discovery
-
-
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
 
 
 def _has_glob(text: str) -> bool:
@@ -137,80 +126,6 @@ def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
     for problem in problems:
         warn(f"skipped input: {problem}")
     return Inputs(runs=runs, first_input=first_input)
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = False,
-               notes: list[str] | None = None) -> pd.DataFrame:
-    """A numeric CSV as a DataFrame; empty cells are NaN, ``nan``/``inf`` are kept.
-
-    Raises PlotError for a missing, empty, truncated or malformed file. With ``notes``
-    (a run still writing), an unterminated last line is dropped and noted instead.
-    """
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise PlotError(f"{path}: cannot be read ({err.strerror}). Fix: check its permissions.") from None
-    if not text.strip():
-        raise PlotError(
-            f"{path} is empty: the run wrote no header and no rows (it died while starting). "
-            "Fix: rerun it, or leave this folder out."
-        )
-    lines = text.splitlines()
-    header = [name.strip() for name in lines[0].split(",")]
-    missing = [name for name in required if name not in header]
-    if missing:
-        cut = len(lines) == 1 and not text.endswith("\n")
-        what = "is truncated in its header" if cut else f"lacks the column(s) {', '.join(missing)}"
-        raise PlotError(
-            f"{path} {what} (header: {lines[0][:80]!r}). "
-            "Fix: rerun the run with this optbench version, or leave this folder out."
-        )
-    rows = [line for line in lines[1:]]
-    while rows and not rows[-1].strip():
-        rows.pop()
-    if notes is not None and rows and not text.endswith("\n") and len(rows[-1].split(",")) != len(header):
-        rows.pop()
-        notes.append(f"{path}: dropped its unfinished last line (the run is still writing, or was killed mid-line)")
-    if not rows and not allow_no_rows:
-        raise PlotError(
-            f"{path} has a header but no rows: the run logged nothing before it stopped. "
-            "Fix: rerun it, or leave this folder out."
-        )
-    width = len(header)
-    cells: list[list[str]] = []
-    for number, line in enumerate(rows, start=2):
-        fields = line.split(",")
-        if len(fields) != width:
-            last = number == len(rows) + 1
-            where = "its last line" if last else f"line {number}"
-            raise PlotError(
-                f"{path} is truncated or malformed at {where} (line {number}: {len(fields)} fields, the header has {width}). "
-                f"Fix: rerun the run, or delete line {number}{'' if last else ' and after'} to plot what is left."
-            )
-        cells.append(fields)
-    columns: dict[str, np.ndarray] = {}
-    for index, name in enumerate(header):
-        raw = [row[index].strip() or "nan" for row in cells]
-        try:
-            columns[name] = np.array(raw, dtype=float)
-        except ValueError:
-            number, bad = next((n, v) for n, v in enumerate(raw, start=2) if not _is_float(v))
-            raise PlotError(
-                f"{path}, line {number}: {bad[:30]!r} in column {name} is not a number. "
-                "Fix: rerun the run, or repair that line."
-            ) from None
-    return pd.DataFrame(columns, columns=header)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------- runs
@@ -322,22 +237,7 @@ class Run:
 
 
 def _read_summary(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise PlotError(f"{path}: cannot be read ({err.strerror}). Fix: check its permissions.") from None
-    if not text.strip():
-        raise PlotError(f"{path} is empty (the run was killed while writing it). Fix: rerun the run, or leave this folder out.")
-    try:
-        summary = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise PlotError(
-            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}). "
-            "Fix: rerun the run, or repair or delete that file (the CSVs are still plotted without it)."
-        ) from None
-    if not isinstance(summary, dict):
-        raise PlotError(f"{path} holds a JSON {type(summary).__name__}, not an object. Fix: rerun the run, or delete that file.")
-    return summary
+    return read_json(path)
 
 
 def _read_config(folder: Path, summary: dict) -> dict:

@@ -1,0 +1,434 @@
+"""The run folder's format: its file names, columns, statuses and summary schema, its
+atomic writers, its lock, and the tolerant reader of its files (docs/run-format.md).
+
+This is the one module that spells the format. The recorder, jobs, sweeps, the
+plotter, the report and the tests' fixtures all use it. It imports neither torch nor
+the trainer, so readers stay light.
+
+Writers never leave a half-written file behind: JSON and rewritten CSVs go to a temp
+file in the same folder and are renamed over the old one (``os.replace`` is atomic on
+POSIX); CSV rows are appended whole and flushed. A folder has at most one writer at a
+time: :class:`FolderLock` holds an exclusive ``flock`` on ``.optbench.lock`` for the
+writer's whole life, and the kernel drops it when the process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from optbench.csv_cells import csv_cell
+from optbench.errors import OptbenchError
+
+# --------------------------------------------------------------------------- names
+
+SUMMARY = "summary.json"
+LOSSES = "losses.csv"
+EPOCHS = "epochs.csv"
+CHECKPOINT = "checkpoint.pt"
+REUSED = "reused.json"
+LOCK = ".optbench.lock"
+LOG = "optbench.log"
+HYDRA_DIR = ".hydra"
+HYDRA_CONFIG = ".hydra/config.yaml"
+HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+HYDRA_SETTINGS = ".hydra/hydra.yaml"
+MULTIRUN_YAML = "multirun.yaml"
+
+#: the files a run writes (besides Hydra's), in the order a reader wants them
+RUN_FILES = (SUMMARY, LOSSES, EPOCHS, CHECKPOINT)
+#: files whose presence makes a folder a run folder
+RUN_MARKERS = (SUMMARY, LOSSES, REUSED, HYDRA_CONFIG)
+
+# --------------------------------------------------------------------------- columns
+
+#: losses.csv columns every run writes; a problem appends its own (``Problem.step_column_names``)
+LOSS_COLUMNS = ("step", "epoch", "examples_seen", "wall_time_s", "loss", "lr")
+#: epochs.csv columns, the same for every run (empty cells where a problem has no test set)
+EPOCH_COLUMNS = ("epoch", "train_loss", "test_loss", "test_acc", "epoch_time_s")
+#: the columns a reader cannot do without
+LOSS_REQUIRED = ("step", "epoch", "examples_seen", "wall_time_s", "loss")
+EPOCH_REQUIRED = ("epoch", "train_loss")
+#: columns a problem may add to losses.csv, and what each means (docs/run-format.md)
+PROBLEM_LOSS_COLUMNS = {
+    "full_loss": "linreg only: loss on all examples after the update (seed 001's curve)",
+    "suboptimality": "linreg and quadratic: `full_loss - f*`",
+    "x": "quadratic only: the iterate before the update",
+    "f_x": "quadratic only: f(x) = 4x^2",
+    "grad_x": "quadratic only: f'(x) = 8x",
+}
+
+# --------------------------------------------------------------------------- statuses
+
+RUNNING, COMPLETED, DIVERGED, INTERRUPTED, FAILED, SKIPPED = (
+    "running", "completed", "diverged", "interrupted", "failed", "skipped")
+#: every status a summary.json (or a reused.json, for ``skipped``) may hold
+STATUSES = (RUNNING, COMPLETED, DIVERGED, INTERRUPTED, FAILED, SKIPPED)
+#: a run that reached its end: nothing may change its files any more
+FINISHED = (COMPLETED, DIVERGED)
+#: a run that stopped before its end and may be continued from its checkpoint
+UNFINISHED = (RUNNING, INTERRUPTED)
+
+# --------------------------------------------------------------------------- summary.json
+
+#: every key of summary.json, in the order it is written, with its meaning
+SUMMARY_KEYS = {
+    "status": "one of the statuses above",
+    "dataset": "the problem's dataset name",
+    "optimizer": "the optimizer's name",
+    "impl": "scratch or builtin",
+    "seed": "the run's seed",
+    "device": "the torch device it ran on (null before it started)",
+    "config": "the resolved, validated run config (no `hydra` node)",
+    "config_hash": "sha256 (first 16 hex digits) of `config` without output, launcher and console settings",
+    "overrides": "the job's command-line overrides",
+    "steps": "optimizer updates done",
+    "epochs_completed": "finished epochs (float; a partial epoch counts fractionally)",
+    "diverged_at_step": "the first step whose loss was non-finite, else null",
+    "final": "`loss`, `train_loss`, `test_loss`, `test_acc`, `full_loss`, `suboptimality` at the end (null when absent)",
+    "best": "`train_loss` and `test_loss` minima and `test_acc` maximum over epochs; `loss` minimum over logged steps",
+    "total_time_s": "wall time of the whole job, from its start to its summary",
+    "train_time_s": "wall time of the training steps (the last row's `wall_time_s`)",
+    "compile_time_s": "seconds spent compiling the step (null unless `compile=true`)",
+    "threads": "torch intra-op threads used",
+    "report": "the problem's final report (linreg: `w`, `b`, `true_w`, `true_b`; quadratic: `x`)",
+    "error": "the message, when status is `failed` or `interrupted`",
+    "versions": "`optbench`, `torch`, `python`",
+    "started_at": "ISO-8601 time the job started",
+    "finished_at": "ISO-8601 time the job ended (null while running)",
+}
+#: keys present only in some summaries
+OPTIONAL_SUMMARY_KEYS = {
+    "resumed_from_step": "the step a resumed run continued from",
+    "engine": "how the run was trained, e.g. `{\"kind\": \"vectorized\", ...}`; absent for a plain run",
+}
+#: reused.json's keys (a job skipped by ``skip_finished=true``)
+REUSED_KEYS = ("status", "reused_run", "config_hash", "overrides")
+
+
+class RunFolderError(OptbenchError):
+    """A run folder (or file in one) that cannot be used; ``str(err)`` is one paragraph naming the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _json_default(value: Any):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: a reader (or a crash) sees the old file or the new, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, payload: Mapping) -> None:
+    text = json.dumps(payload, indent=2, default=_json_default, allow_nan=True) + "\n"
+    write_bytes_atomic(path, text.encode())
+
+
+def header_line(columns: Sequence[str]) -> str:
+    return ",".join(columns) + "\n"
+
+
+def row_line(row: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """One CSV row, with the cells the recorder and the fixtures share (``csv_cell``)."""
+    out: list[str] = []
+    _ROW_WRITER(out).writerow([csv_cell(row.get(c)) for c in columns])
+    return out[0]
+
+
+class _ListSink:
+    def __init__(self, out: list[str]):
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.append(text)
+
+
+def _ROW_WRITER(out: list[str]):  # noqa: N802 - a factory named for what it makes
+    return csv.writer(_ListSink(out), lineterminator="\n")
+
+
+class CsvLog:
+    """An append-only CSV file whose every row reaches the OS, whole, before ``append`` returns.
+
+    ``keep_rows`` (resume) first cuts the file to its header and that many data rows,
+    atomically; the rows must be there.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str], keep_rows: int | None = None):
+        self.path, self.columns = Path(path), tuple(columns)
+        if keep_rows is None:
+            write_bytes_atomic(self.path, header_line(self.columns).encode())
+            self.rows = 0
+        else:
+            truncate_rows_atomic(self.path, keep_rows)
+            self.rows = keep_rows
+        self._file = self.path.open("a", newline="")
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        line = row_line(row, self.columns)
+        self._file.write(line)  # one write of a whole line
+        self._file.flush()
+        self.rows += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def count_rows(path: Path) -> int:
+    """Whole data rows of a CSV (lines after the header that end in a newline)."""
+    data = Path(path).read_bytes()
+    return max(data.count(b"\n") - 1, 0)
+
+
+def truncate_rows_atomic(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` whole data rows; refuse if fewer are there."""
+    lines = Path(path).read_bytes().splitlines(keepends=True)
+    whole = [line for line in lines if line.endswith(b"\n")]
+    if len(whole) < rows + 1:
+        raise RunFolderError(
+            f"{path} holds {max(len(whole) - 1, 0)} whole rows, fewer than the {rows} its checkpoint recorded, "
+            "so it does not belong to that checkpoint. Fix: resume from the folder the checkpoint was saved in, "
+            "or start a new run."
+        )
+    if len(whole) == rows + 1 and len(lines) == len(whole):
+        return  # already exactly that: leave the file untouched
+    write_bytes_atomic(path, b"".join(whole[: rows + 1]))
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class FolderLock:
+    """An exclusive lock on a run folder, held for the life of the writer (run or resume).
+
+    The lock file names its holder (pid, host, command); ``flock`` is released by the
+    kernel when the process ends, so a SIGKILLed run never leaves a stale lock.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        import fcntl
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderError(
+                f"{self.folder} is being written by another optbench process ({holder}). Only one run may write "
+                "a run folder at a time. Fix: wait for that process to end (or stop it), or give this run its own "
+                "folder (leave hydra.run.dir at its default)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:300]}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether another process holds ``folder``'s lock now."""
+    import fcntl
+
+    path = Path(folder) / LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def is_run_dir(path: Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object file; RunFolderError (one paragraph) if it is missing, empty, invalid or not an object."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise RunFolderError(f"{path}: cannot be read ({err.strerror}). Fix: check that it exists and its permissions.") from None
+    if not text.strip():
+        raise RunFolderError(f"{path} is empty (the run was killed while writing it). Fix: rerun the run, or leave this folder out.")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFolderError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}). "
+            "Fix: rerun the run, or repair or delete that file (the CSVs are still plotted without it)."
+        ) from None
+    if not isinstance(payload, dict):
+        raise RunFolderError(f"{path} holds a JSON {type(payload).__name__}, not an object. Fix: rerun the run, or delete that file.")
+    return payload
+
+
+def read_summary(folder: Path) -> dict | None:
+    """A run folder's summary.json, or None when it is missing or unreadable (the tolerant form)."""
+    try:
+        return read_json(Path(folder) / SUMMARY)
+    except RunFolderError:
+        return None
+
+
+def status_of(folder: Path) -> str | None:
+    summary = read_summary(folder)
+    status = summary.get("status") if summary else None
+    return status if isinstance(status, str) else None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = False,
+               notes: list[str] | None = None):
+    """A numeric CSV as a pandas DataFrame; empty cells are NaN, ``nan``/``inf`` are kept.
+
+    Raises RunFolderError for a missing, empty, truncated or malformed file. With
+    ``notes`` (a run still writing), an unterminated last line is dropped and noted instead.
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise RunFolderError(f"{path}: cannot be read ({err.strerror}). Fix: check its permissions.") from None
+    if not text.strip():
+        raise RunFolderError(
+            f"{path} is empty: the run wrote no header and no rows (it died while starting). "
+            "Fix: rerun it, or leave this folder out."
+        )
+    lines = text.splitlines()
+    header = [name.strip() for name in lines[0].split(",")]
+    missing = [name for name in required if name not in header]
+    if missing:
+        cut = len(lines) == 1 and not text.endswith("\n")
+        what = "is truncated in its header" if cut else f"lacks the column(s) {', '.join(missing)}"
+        raise RunFolderError(
+            f"{path} {what} (header: {lines[0][:80]!r}). "
+            "Fix: rerun the run with this optbench version, or leave this folder out."
+        )
+    if len(set(header)) != len(header):
+        raise RunFolderError(f"{path} repeats a column in its header ({lines[0][:80]!r}). Fix: rerun the run, or leave it out.")
+    rows = list(lines[1:])
+    while rows and not rows[-1].strip():
+        rows.pop()
+    if notes is not None and rows and not text.endswith("\n") and len(rows[-1].split(",")) != len(header):
+        rows.pop()
+        notes.append(f"{path}: dropped its unfinished last line (the run is still writing, or was killed mid-line)")
+    if not rows and not allow_no_rows:
+        raise RunFolderError(
+            f"{path} has a header but no rows: the run logged nothing before it stopped. "
+            "Fix: rerun it, or leave this folder out."
+        )
+    width = len(header)
+    cells: list[list[str]] = []
+    for number, line in enumerate(rows, start=2):
+        fields = line.split(",")
+        if len(fields) != width:
+            last = number == len(rows) + 1
+            where = "its last line" if last else f"line {number}"
+            raise RunFolderError(
+                f"{path} is truncated or malformed at {where} (line {number}: {len(fields)} fields, the header has {width}). "
+                f"Fix: rerun the run, or delete line {number}{'' if last else ' and after'} to plot what is left."
+            )
+        cells.append(fields)
+    columns: dict[str, Any] = {}
+    for index, name in enumerate(header):
+        raw = [row[index].strip() or "nan" for row in cells]
+        try:
+            columns[name] = np.array(raw, dtype=float)
+        except ValueError:
+            number, bad = next((n, v) for n, v in enumerate(raw, start=2) if not _is_float(v))
+            raise RunFolderError(
+                f"{path}, line {number}: {bad[:30]!r} in column {name} is not a number. "
+                "Fix: rerun the run, or repair that line."
+            ) from None
+    return pd.DataFrame(columns, columns=header)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A number for summary.json, or None when it is missing or not finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (relative path -> bytes), for tests that check nothing changed."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def iter_run_dirs(top: Path) -> Iterable[Path]:
+    """Run folders at or below ``top``, depth first, never descending into a run folder."""
+    for dirpath, dirnames, _ in os.walk(top):
+        here = Path(dirpath)
+        if is_run_dir(here):
+            dirnames[:] = []
+            yield here
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

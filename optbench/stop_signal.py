@@ -1,0 +1,155 @@
+"""SIGINT, SIGTERM (and a scheduler's warning signal) from the first line of the process.
+
+``install()`` is the first thing the console script does, before Hydra or torch are
+imported. Until training begins a stop signal raises :class:`Stopped` at once (there
+is nothing to save yet); once the trainer calls :func:`training_began` it only sets a
+flag, and the loop stops at the next step boundary, saves a checkpoint and ends the
+run as ``interrupted``. The process then exits with 128 + the signal's number (130
+for SIGINT, 143 for SIGTERM).
+
+Signals that a launcher had handlers for (submitit's SIGUSR2, "this job is about to
+time out") are chained: after the run's checkpoint is on disk, :func:`forward` calls
+the launcher's own handler, which requeues the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+#: the signals that stop a run (SIGUSR2: SLURM's --signal, as submitit asks for it)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived before training began (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum)
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number."""
+    return 128 + int(signum)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class _State:
+    def __init__(self):
+        self.received: int | None = None
+        self.training = False
+        self.previous: dict[int, object] = {}
+        self.installed = False
+
+
+_STATE = _State()
+
+
+def _handle(signum, frame) -> None:
+    first = _STATE.received is None
+    if first or signum != signal.SIGUSR2:
+        _STATE.received = signum if first or _STATE.received == signal.SIGUSR2 else _STATE.received
+    if not _STATE.training and first:
+        raise Stopped(signum)
+
+
+def install() -> None:
+    """Route the stop signals to this module (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        current = signal.getsignal(sig)
+        if current is _handle:
+            continue
+        try:
+            signal.signal(sig, _handle)
+        except (ValueError, OSError):
+            continue
+        _STATE.previous[sig] = current
+    _STATE.installed = True
+
+
+def adopt_launcher_handlers() -> None:
+    """Take over handlers that a launcher installed after :func:`install` (submitit does so in the job).
+
+    The launcher's handler is remembered for :func:`forward`; ours goes back in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        current = signal.getsignal(sig)
+        if current is _handle:
+            continue
+        if callable(current):
+            _STATE.previous[sig] = current
+        try:
+            signal.signal(sig, _handle)
+        except (ValueError, OSError):
+            pass
+
+
+def training_began() -> None:
+    """From now on a stop signal only sets the flag: the loop checkpoints and stops at a step boundary."""
+    adopt_launcher_handlers()
+    _STATE.training = True
+    if _STATE.received is not None:
+        pass  # the loop sees it before its first step
+
+
+def training_ended() -> None:
+    _STATE.training = False
+
+
+def received() -> int | None:
+    """The stop signal that arrived, if any."""
+    return _STATE.received
+
+
+def should_stop() -> bool:
+    return _STATE.received is not None
+
+
+def reset() -> None:
+    """Forget a received signal (tests, and a library caller running several runs)."""
+    _STATE.received = None
+    _STATE.training = False
+
+
+def forward() -> None:
+    """Give the received signal to the handler a launcher had for it (submitit requeues on SIGUSR2).
+
+    Called after the run's files and checkpoint are written; a launcher's handler may
+    end the process.
+    """
+    signum = _STATE.received
+    if signum is None:
+        return
+    handler = _STATE.previous.get(signum)
+    if callable(handler) and handler not in (signal.default_int_handler,):
+        handler(signum, None)
+
+
+def launcher_handles(signum: int) -> bool:
+    """Whether a launcher installed a handler of its own for ``signum``."""
+    handler = _STATE.previous.get(signum)
+    return callable(handler) and handler not in (signal.default_int_handler,)
+
+
+Handler = Callable[[int, object], None]
+
+
+def pid() -> int:
+    return os.getpid()
