@@ -7,7 +7,11 @@ stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
-import atexit
+from optbench import stop_signal
+
+stop_signal.install()  # before the imports below: a Ctrl-C while Hydra or torch loads is still a clean stop
+
+import atexit  # noqa: E402
 import os
 import sys
 import threading
