@@ -8,3 +8,320 @@ import os
 def slurm_requeued() -> bool:
     """Whether this process is a SLURM job that was requeued (after a time-out or preemption)."""
     return os.environ.get("SLURM_RESTART_COUNT", "0").strip() not in ("", "0")
+
+
+# --------------------------------------------------------------------------- SLURM / submitit
+#
+# hydra-submitit-launcher 1.2 (submitit 1.5) on a real cluster, measured on a one-node
+# SLURM 22.05 cluster (tests/test_slurm.py):
+# - With accounting off (AccountingStorageType=accounting_storage/none, common on small
+#   clusters) every status poll's `sacct` fails: submitit warns "Bypassing sacct error"
+#   each time and never learns a job's state, so a job that ends without a result (scancel,
+#   time limit, node failure, a job that exits 2) keeps the sweep waiting forever.
+#   :class:`QueueInfoWatcher` says so once and reads the states from `squeue` instead.
+# - A job that ends without a result (or raises) ends the stock launcher's collection with
+#   submitit's UncompletedJobError/FailedJobError traceback, before the other jobs are
+#   collected. :class:`SlurmLauncher` and :class:`LocalLauncher` wait for every job and
+#   report the ones that failed in one paragraph, exit code 2.
+# - SLURM sends the --signal warning when at most signal_delay_s + 30 s are left (its time
+#   limit check runs every 30 s): with --time=1 and the plugin's 120 s, at the job's start.
+#   :func:`fit_signal_delay` keeps the delay to a quarter of the limit.
+
+SACCT_WARNING = "Bypassing sacct error"
+ACCOUNTING_OFF = ("SLURM accounting is off on this cluster (sacct: {error}): optbench reads the jobs' states from "
+                  "squeue instead. This is said once; submitit's 'Bypassing sacct error' warnings are dropped.")
+#: squeue states of jobs that may still produce a result (submitit's own list, plus squeue's spellings)
+INCOMPLETE_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+                     "COMPLETING", "CONFIGURING", "PREEMPTED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING",
+                     "RESV_DEL_HOLD", "REVOKED")
+#: the state given to a job that squeue no longer lists (it ended more than MinJobAge ago)
+LEFT_THE_QUEUE = "ENDED"
+
+
+def fit_signal_delay(timeout_min: int | float | None, wanted_s: int) -> int:
+    """The ``--signal=USR2@N`` delay for a ``--time`` of ``timeout_min``: ``wanted_s``, at most a quarter of the limit.
+
+    SLURM sends the warning signal at its first time-limit check (every 30 s) with at most
+    N + 30 s left, so the job gets between N and N + 30 s to save and requeue. The
+    plugin's 120 s would signal a 1-minute job as it starts; a quarter of the limit (at
+    least 10 s) leaves most of a short job's time to training and is never longer than
+    the limit. No limit (``timeout_min`` null or 0): ``wanted_s``.
+    """
+    wanted_s = int(wanted_s)
+    if not timeout_min or timeout_min <= 0:
+        return wanted_s
+    limit_s = int(timeout_min * 60)
+    return max(1, min(wanted_s, max(10, limit_s // 4), limit_s - 1))
+
+
+class SacctWarningsOnce:
+    """A logging filter for the ``submitit`` logger: the first "Bypassing sacct error" becomes one line, the rest go.
+
+    (A class with ``filter``, as :mod:`logging` accepts; installed by :func:`install_submitit_shims`.)
+    """
+
+    def __init__(self):
+        self.said = False
+
+    def filter(self, record) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        if SACCT_WARNING not in message:
+            return True
+        if self.said:
+            return False
+        self.said = True
+        error = message.split(SACCT_WARNING, 1)[1].split(", status may be inaccurate")[0].strip()
+        record.msg, record.args = ACCOUNTING_OFF.format(error=error or "failed"), ()
+        return True
+
+
+_FILTER = SacctWarningsOnce()
+
+
+def install_submitit_shims() -> None:
+    """In the submitting process: the sacct filter on submitit's logger, and the squeue fallback watcher."""
+    import logging
+
+    logger = logging.getLogger("submitit")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    try:
+        from submitit.slurm import slurm as submitit_slurm
+    except ImportError:
+        return
+    if not isinstance(submitit_slurm.SlurmJob.watcher, _queue_watcher_class()):
+        submitit_slurm.SlurmJob.watcher = _queue_watcher_class()(delay_s=600)
+
+
+_WATCHER_CLASS = None
+
+
+def _queue_watcher_class():
+    """:class:`QueueInfoWatcher`, a subclass of submitit's SlurmInfoWatcher (built on first use: submitit is an extra)."""
+    global _WATCHER_CLASS
+    if _WATCHER_CLASS is not None:
+        return _WATCHER_CLASS
+    import logging
+    import subprocess
+    import time
+
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class QueueInfoWatcher(SlurmInfoWatcher):
+        """submitit's sacct watcher, reading job states from squeue when the cluster has accounting off."""
+
+        accounting_off = False
+
+        def update(self) -> None:
+            command = self._make_command()
+            if command is None:
+                return
+            self._num_calls += 1
+            if not self.accounting_off:
+                try:
+                    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+                except (OSError, subprocess.SubprocessError) as err:
+                    done = subprocess.CompletedProcess(command, 1, "", str(err))
+                if done.returncode == 0:
+                    self._info_dict.update(self.read_info(done.stdout))
+                    return self._after_update()
+                error = " ".join((done.stderr or "").split()) or f"exit status {done.returncode}"
+                if "accounting storage is disabled" in error.lower() or "accounting_storage/none" in error.lower():
+                    self.accounting_off = True
+                    logging.getLogger("submitit").warning(ACCOUNTING_OFF.format(error=error))
+                else:
+                    logging.getLogger("submitit").warning(
+                        f"Call #{self.num_calls} - {SACCT_WARNING} {error}, status may be inaccurate.")
+                    return self._after_update()
+            self._info_dict.update(self._squeue_states())
+            self._after_update()
+
+        def _squeue_states(self) -> dict:
+            pending = self._registered - self._finished
+            arrays = sorted({job_id.split("_")[0] for job_id in pending})
+            if not arrays:
+                return {}
+            command = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N", "-j", ",".join(arrays)]
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            except (OSError, subprocess.SubprocessError):
+                return {}
+            if done.returncode != 0 and "invalid job id" not in done.stderr.lower():
+                return {}  # slurmctld unreachable: learn nothing, ask again at the next poll
+            states = {}
+            for line in done.stdout.splitlines():
+                parts = line.strip().split("|")
+                if len(parts) == 3 and parts[0]:
+                    states[parts[0]] = {"JobID": parts[0], "State": parts[1].split()[0], "NodeList": parts[2]}
+            for job_id in pending:  # gone from squeue: it ended more than MinJobAge ago
+                if job_id not in states and job_id.split("_")[0] in arrays:
+                    states[job_id] = {"JobID": job_id, "State": LEFT_THE_QUEUE, "NodeList": ""}
+            return states
+
+        def is_done(self, job_id: str, mode: str = "standard") -> bool:
+            return self.get_state(job_id, mode=mode).upper() not in INCOMPLETE_STATES
+
+        def _after_update(self) -> None:
+            self._last_status_check = time.time()
+            for job_id in self._registered - self._finished:
+                if self.is_done(job_id, mode="cache"):
+                    self._finished.add(job_id)
+
+    QueueInfoWatcher.__module__ = __name__
+    _WATCHER_CLASS = QueueInfoWatcher
+    return QueueInfoWatcher
+
+
+class SweepJobsFailed(SystemExit):
+    """Some jobs of a submitit sweep ended without a result; raised (as SystemExit 2) after every job was collected."""
+
+
+def collect_submitit_jobs(jobs, indices, sweep_dir) -> list:
+    """Every job's JobReturn, in order, waiting for all of them; one paragraph on stderr and exit 2 if any failed.
+
+    A job fails when it ends without a result (cancelled, killed at its time limit, its node
+    failed, it exited with an error code), when it raised, or when Hydra caught its exception.
+    """
+    import sys
+
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    results, failed = [], []
+    for index, job in zip(indices, jobs):
+        try:
+            ret = job.results()[0]
+        except (UncompletedJobError, FailedJobError) as err:
+            failed.append((index, job, _first_line(err)))
+            continue
+        status = getattr(getattr(ret, "status", None), "name", "")
+        if status == "FAILED":
+            failed.append((index, job, _first_line(getattr(ret, "_return_value", "failed"))))
+        results.append(ret)
+    if failed:
+        print(_failure_paragraph(failed, len(jobs), sweep_dir), file=sys.stderr, flush=True)
+        raise SweepJobsFailed(2)
+    return results
+
+
+def _first_line(value) -> str:
+    text = str(value).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(value).__name__
+    first = lines[0]
+    # FailedJobError: the job's own last line ("SomeError: message") says more than the header
+    if "failed during processing" in first:
+        tail = [line for line in lines if not line.startswith(("File ", "-", "Traceback", "You can check", "or at "))]
+        return tail[-1] if tail else first
+    return first
+
+
+def _failure_paragraph(failed, total, sweep_dir) -> str:
+    from pathlib import Path
+
+    parts = []
+    for index, job, reason in failed:
+        try:
+            state = job.state
+        except Exception:
+            state = "UNKNOWN"
+        folder = Path(sweep_dir) / str(index)  # the config's hydra.sweep.subdir: ${hydra.job.num}
+        run = _run_status(folder)
+        log = getattr(getattr(job, "paths", None), "stderr", None)
+        parts.append(f"job {index} (submitit job {job.job_id}, state {state}: {reason.rstrip('.')}; run folder "
+                     f"{folder}: {run}{f'; its log: {log}' if log else ''})")
+    done = total - len(failed)
+    return (f"optbench: {len(failed)} of {total} jobs of the sweep did not complete: {'; '.join(parts)}. "
+            f"The other {done} job{'' if done == 1 else 's'} ran to their end and their run folders are whole. "
+            f"Fix: see the job's log for why it ended; to go on, rerun the same command with "
+            f"hydra.sweep.dir={sweep_dir} skip_finished=true: it reuses the completed jobs, continues interrupted ones "
+            "from their checkpoints and runs the rest.")
+
+
+def _run_status(folder) -> str:
+    import json
+
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return "no summary.json (the job died before training)"
+    status = summary.get("status", "?")
+    if status == "interrupted":
+        return f"interrupted at step {summary.get('steps')}, checkpoint saved"
+    if status == "running":
+        return f"left 'running' at step {summary.get('steps')} (the process was killed)"
+    return str(status)
+
+
+def _submitit_launch(self, job_overrides, initial_job_idx):
+    """hydra-submitit-launcher 1.2.0's ``BaseSubmititLauncher.launch``, with two changes: the SLURM signal
+    delay fitted to the time limit (:func:`fit_signal_delay`), and every job collected by
+    :func:`collect_submitit_jobs` (the plugin stops at the first job without a result, with a traceback)."""
+    import os
+    from pathlib import Path
+
+    import submitit
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import filter_overrides
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher as plugin
+    from omegaconf import OmegaConf
+
+    assert self.config is not None and len(job_overrides) > 0
+    params = dict(self.params)
+    if self._EXECUTOR == "slurm" and "signal_delay_s" in params:
+        params["signal_delay_s"] = fit_signal_delay(params.get("timeout_min"), params["signal_delay_s"])
+    specific_init_keys = {"max_num_timeout"}
+    init_params = {"folder": params["submitit_folder"]}
+    init_params.update({f"{self._EXECUTOR}_{k}": v for k, v in params.items() if k in specific_init_keys})
+    executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
+    baseparams = set(OmegaConf.structured(plugin.BaseQueueConf).keys())
+    executor.update_parameters(**{
+        k if k in baseparams else f"{self._EXECUTOR}_{k}": v
+        for k, v in params.items() if k not in specific_init_keys | {"submitit_folder"}
+    })
+    plugin.log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {self.config.hydra.sweep.dir}")
+    sweep_dir = Path(str(self.config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if "mode" in self.config.hydra.sweep:
+        os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+    job_params, indices = [], []
+    for offset, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + offset
+        plugin.log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
+        indices.append(idx)
+    jobs = executor.map_array(self, *zip(*job_params))
+    return collect_submitit_jobs(jobs, indices, sweep_dir)
+
+
+_submitit_launch.optbench = True
+
+
+def install_submitit_launch() -> None:
+    """Put :func:`_submitit_launch` in place of the plugin's ``launch`` (this process only; idempotent)."""
+    try:
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+    except ImportError:
+        return
+    if not getattr(BaseSubmititLauncher.launch, "optbench", False):
+        BaseSubmititLauncher.launch = _submitit_launch
+
+
+from hydra.experimental.callback import Callback as _Callback  # noqa: E402
+
+
+class SubmititShims(_Callback):
+    """The submitit presets' Hydra callback (``hydra.callbacks.optbench_submitit``).
+
+    ``on_multirun_start`` runs in the submitting process before Hydra instantiates the
+    launcher: it installs the sacct filter, the squeue watcher and the collecting
+    ``launch``. (A launcher subclass would have to live in the ``hydra_plugins`` package:
+    Hydra refuses launcher classes elsewhere.) In the jobs it does nothing.
+    """
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        install_submitit_shims()
+        install_submitit_launch()

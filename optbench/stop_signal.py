@@ -50,6 +50,7 @@ def signal_name(signum: int) -> str:
 class _State:
     def __init__(self):
         self.received: int | None = None
+        self.all: list[int] = []  # every stop signal that arrived, in order, each once
         self.training = False
         self.previous: dict[int, object] = {}
         self.installed = False
@@ -60,6 +61,8 @@ _STATE = _State()
 
 def _handle(signum, frame) -> None:
     first = _STATE.received is None
+    if signum not in _STATE.all:
+        _STATE.all.append(signum)
     if first or signum != signal.SIGUSR2:
         _STATE.received = signum if first or _STATE.received == signal.SIGUSR2 else _STATE.received
     if not _STATE.training and first:
@@ -125,21 +128,28 @@ def should_stop() -> bool:
 def reset() -> None:
     """Forget a received signal (tests, and a library caller running several runs)."""
     _STATE.received = None
+    _STATE.all = []
     _STATE.training = False
 
 
 def forward() -> None:
-    """Give the received signal to the handler a launcher had for it (submitit requeues on SIGUSR2).
+    """Give the received signals to the handlers a launcher had for them (submitit requeues on SIGUSR2).
 
     Called after the run's files and checkpoint are written; a launcher's handler may
-    end the process.
+    end the process. Every stop signal that arrived is forwarded once, SIGUSR2 last: on
+    SLURM a SIGTERM may follow the USR2 (the time limit, or the requeue's own kill), and
+    submitit's SIGTERM handler only logs, while its USR2 handler requeues the job and
+    exits (``sys.exit(-1)``), or raises ``UncompletedJobError`` when it may not requeue.
+    Handlers are called as the signal module would, with ``(signum, frame)``; submitit's
+    accept ``frame=None``.
     """
-    signum = _STATE.received
-    if signum is None:
-        return
-    handler = _STATE.previous.get(signum)
-    if callable(handler) and handler not in (signal.default_int_handler,):
-        handler(signum, None)
+    order = [s for s in _STATE.all if s != signal.SIGUSR2] + [s for s in _STATE.all if s == signal.SIGUSR2]
+    if not order and _STATE.received is not None:
+        order = [_STATE.received]
+    for signum in order:
+        handler = _STATE.previous.get(signum)
+        if callable(handler) and handler not in (signal.default_int_handler, _handle):
+            handler(signum, None)
 
 
 def launcher_handles(signum: int) -> bool:

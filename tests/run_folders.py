@@ -2,13 +2,16 @@
 
 ``write_run(path, ...)`` writes .hydra/config.yaml, .hydra/overrides.yaml, losses.csv,
 epochs.csv and summary.json, exactly as a run would, from plain Python values, so
-tests need neither torch nor a training run.
+tests need neither torch nor a training run. File names and columns come from
+``optbench.run_folder``, the format's one owner. As a real run does, ``.hydra/config.yaml``
+holds Hydra's raw composition (alias keys such as rmsprop's ``gamma`` included) and
+summary.json's ``config`` the resolved one (aliases moved onto their canonical keys),
+with its real ``config_hash``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,16 +19,18 @@ from typing import Any
 
 import yaml
 
+from optbench.config.hashing import config_hash
 from optbench.csv_cells import csv_cell
+from optbench.optimizer_aliases import resolve_optimizer_aliases
+from optbench.run_folder import (EPOCH_COLUMNS, EPOCHS, HYDRA_CONFIG, HYDRA_DIR, HYDRA_OVERRIDES, HYDRA_SETTINGS,
+                                 LOSS_COLUMNS, LOSSES, MULTIRUN_YAML, SUMMARY, write_json_atomic)
 
-LOSS_COLUMNS = ["step", "epoch", "examples_seen", "wall_time_s", "loss", "lr"]
 STEP_COLUMNS = {
     "linreg": ["full_loss", "suboptimality"],
     "quadratic": ["x", "f_x", "grad_x", "suboptimality"],
     "mnist": [],
     "fashion_mnist": [],
 }
-EPOCH_COLUMNS = ["epoch", "train_loss", "test_loss", "test_acc", "epoch_time_s"]
 
 DATASETS = {
     "mnist": {"name": "mnist", "root": None, "download": True},
@@ -102,6 +107,17 @@ def quadratic_rows(lr: float, steps: int, x0: float = 2.0, coef: float = 4.0) ->
     return rows
 
 
+def resolved(config: Mapping) -> dict:
+    """What the runner's validation makes of a composed config: the optimizer's aliases resolved."""
+    config = copy.deepcopy(dict(config))
+    node = config.get("optimizer")
+    if isinstance(node, dict):
+        rest = {k: v for k, v in node.items() if k not in ("name", "impl")}
+        meta = {k: node[k] for k in ("name", "impl") if k in node}
+        config["optimizer"] = {**meta, **resolve_optimizer_aliases(node.get("name"), rest)}
+    return config
+
+
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
     lines = [",".join(columns)] + [",".join(csv_cell(row.get(c)) for c in columns) for row in rows]
     path.write_text("\n".join(lines) + "\n")
@@ -130,13 +146,13 @@ def write_run(
     if losses is None:
         losses = [2.0 * 0.9**i for i in range(20)]
     rows = [dict(r) for r in losses] if losses and isinstance(losses[0], Mapping) else curve_rows(list(losses))
-    columns = LOSS_COLUMNS + STEP_COLUMNS.get(dataset, [])
+    columns = list(LOSS_COLUMNS) + STEP_COLUMNS.get(dataset, [])
     if hydra:
-        (path / ".hydra").mkdir(exist_ok=True)
-        (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
-        (path / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n")
-    write_csv(path / "losses.csv", columns, rows)
+        (path / HYDRA_DIR).mkdir(exist_ok=True)
+        (path / HYDRA_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+        (path / HYDRA_OVERRIDES).write_text(yaml.safe_dump(list(overrides)))
+        (path / HYDRA_SETTINGS).write_text("hydra:\n  mode: RUN\n")
+    write_csv(path / LOSSES, columns, rows)
     if epochs is None:
         epochs = []
         whole = int(max((r["epoch"] for r in rows), default=0))
@@ -146,7 +162,7 @@ def write_run(
                 epochs.append({"epoch": e, "train_loss": sum(inside) / len(inside), "epoch_time_s": 0.1,
                                **({"test_loss": 0.5 / e, "test_acc": 0.8 + 0.01 * e}
                                   if dataset in ("mnist", "fashion_mnist") else {})})
-    write_csv(path / "epochs.csv", EPOCH_COLUMNS, epochs)
+    write_csv(path / EPOCHS, EPOCH_COLUMNS, epochs)
     finite = [r["loss"] for r in rows if isinstance(r["loss"], (int, float)) and math.isfinite(r["loss"])]
     last_epoch = epochs[-1] if epochs else {}
     payload = {
@@ -156,8 +172,8 @@ def write_run(
         "impl": config["optimizer"]["impl"],
         "seed": config.get("seed", 0),
         "device": "cpu",
-        "config": config,
-        "config_hash": "0123456789abcdef",
+        "config": resolved(config),
+        "config_hash": config_hash(resolved(config)),
         "overrides": list(overrides),
         "steps": (rows[-1]["step"] + 1) if rows else 0,
         "epochs_completed": float(rows[-1]["epoch"]) if rows else 0.0,
@@ -187,7 +203,7 @@ def write_run(
                     and not isinstance(r["loss"], int)), None)
         payload["diverged_at_step"] = bad
     payload.update(summary or {})
-    (path / "summary.json").write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+    write_json_atomic(path / SUMMARY, payload)
     return path
 
 
@@ -195,7 +211,7 @@ def write_multirun(root: str | Path, jobs: Sequence[Mapping[str, Any]]) -> Path:
     """A Hydra multirun folder: multirun.yaml and one numbered job folder per ``write_run`` kwargs."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
+    (root / MULTIRUN_YAML).write_text("hydra:\n  mode: MULTIRUN\n")
     for number, job in enumerate(jobs):
         write_run(root / str(number), **job)
     return root

@@ -60,8 +60,9 @@ def test_table_prints_and_writes_summary_csv(sweep, tmp_path, capsys):
     status, out, _ = run_main(capsys, sweep, "--table", "--target", "1.0", "--out", tmp_path / "o")
     assert status == 0
     assert "alpha=0.9" in out and "alpha=0.999" in out
-    assert (tmp_path / "o/summary.csv").read_text().startswith("run,label,status,final_train_loss")
-    assert str(tmp_path / "o/summary.csv") in out.splitlines()
+    table = tmp_path / "o/10-00-00-000000_summary.csv"  # named after the sweep: two sweeps never share one
+    assert table.read_text().startswith("run,label,status,final_train_loss")
+    assert str(table) in out.splitlines()
 
 
 def test_sensitivity_on_a_multirun_folder(sweep, tmp_path, capsys):

@@ -202,3 +202,38 @@ def test_zero_loss_on_a_forced_log_axis_is_reported(tmp_path):
     with pytest.warns(PlotWarning, match="loss values <= 0 are not shown on a log axis; add --linear"):
         ax = loss_figure([run], linear=False).axes[0]
     assert ax.get_yscale() == "log"
+
+
+def test_a_preset_hint_does_not_drop_the_other_datasets_runs(tmp_path, alpha_sweep):
+    rows = curve_rows([1.0, 0.5], extra={"full_loss": [0.9, 0.4], "suboptimality": [0.8, 0.3]})
+    hinted = write_run(tmp_path / "linreg", config=make_config("linreg", "rmsprop", plot={"y": "full_loss",
+                       "x": None, "linear": False, "title": "seed 001"}), losses=rows)
+    runs = load_runs(find_runs([hinted, alpha_sweep]).runs)
+    with pytest.warns(PlotWarning, match=r"plot.y=full_loss is not used: 3 of the 4 runs .* have no full_loss"):
+        fig = loss_figure(runs)
+    ax = fig.axes[0]
+    assert len(curves(ax)) == 4 and ax.get_ylabel() == "train loss (minibatch)" and ax.get_title() != "seed 001"
+    # alone, the preset's runs still follow their hint
+    ax = loss_figure([runs[0]]).axes[0]
+    assert ax.get_ylabel() == "full-data loss" and ax.get_title() == "seed 001"
+
+
+def test_bad_mathtext_in_title_or_label_is_one_line_error(alpha_sweep):
+    runs = load_dir(alpha_sweep)
+    with pytest.raises(PlotError, match=r"--title '\$\\\\frac\{\$' is not valid mathtext") as err:
+        loss_figure(runs, title="$\\frac{$")
+    assert "\n" not in str(err.value) and "Fix:" in str(err.value)
+    with pytest.raises(PlotError, match="--label '\\$x\\^\\$' is not valid mathtext"):
+        loss_figure(runs, labels=["a", "$x^$", "c"])
+    ax = loss_figure(runs, title="$\\alpha$ sweep", labels=["$\\alpha=0.9$", "b", "c"]).axes[0]
+    assert ax.get_title() == "$\\alpha$ sweep"
+
+
+def test_a_dollar_in_a_config_value_is_drawn_literally(tmp_path):
+    import io
+
+    paths = [write_run(tmp_path / n, config=make_config(**{"optimizer.impl": impl})) for n, impl in
+             (("a", "$x^$"), ("b", "$\\frac{$"))]
+    fig = loss_figure(load_runs(paths))
+    assert [c.get_label() for c in curves(fig.axes[0])] == ["impl=\\$x^\\$", "impl=\\$\\frac{\\$"]
+    fig.savefig(io.BytesIO(), format="png")  # no mathtext error at draw time

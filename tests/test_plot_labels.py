@@ -84,3 +84,43 @@ def test_format_and_marks():
     assert with_mark("lr=1", ["diverged"]) == "lr=1 (diverged)"
     assert with_mark("lr=1", ["diverged", None, "diverged", "incomplete"]) == "lr=1 (2/4 diverged, 1/4 incomplete)"
     assert with_mark("lr=1", [None]) == "lr=1"
+
+
+def test_a_gamma_sweep_is_labelled_as_the_alpha_sweep_it_is(tmp_path):
+    from run_folders import write_multirun
+
+    from optbench.plot.figures import curve_labels
+    from optbench.plot.aggregate import group_runs
+    from optbench.plot.runs import find_runs, load_runs
+
+    jobs = [{"config": make_config(**{"optimizer.gamma": g}), "overrides": [f"optimizer.gamma={g}", "batch_size=64"]}
+            for g in (0.9, 0.999)]
+    runs = load_runs(find_runs([write_multirun(tmp_path / "m", jobs)]).runs)
+    labels = curve_labels(group_runs(runs))
+    assert labels == ["alpha=0.9", "alpha=0.999"]
+    assert not any("gamma" in label for label in labels)
+
+
+def test_alias_overrides_order_labels_by_their_canonical_key():
+    configs = [make_config(batch_size=b, **{"optimizer.alpha": a}) for b, a in ((1, 0.9), (64, 0.999))]
+    overrides = [[f"optimizer.rho={c['optimizer']['alpha']}", f"batch_size={c['batch_size']}"] for c in configs]
+    for config in configs:
+        del config["optimizer"]["gamma"], config["optimizer"]["rho"]  # as summary.json's resolved config
+    assert labels_for(configs, overrides) == ["alpha=0.9, batch_size=1", "alpha=0.999, batch_size=64"]
+
+
+def test_the_torch_free_alias_table_is_the_registrys():
+    pytest = __import__("pytest")
+    pytest.importorskip("torch")
+    from optbench.optim.registry import OPTIMIZERS
+    from optbench.optimizer_aliases import OPTIMIZER_ALIASES
+
+    assert {name: dict(spec.aliases) for name, spec in OPTIMIZERS.items() if spec.aliases} == OPTIMIZER_ALIASES
+
+
+def test_the_alias_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, optbench.optimizer_aliases, optbench.plot.runs; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def test_bad_epochs_csv_only_matters_when_used(tmp_path):
 
 
 def test_bad_run_among_good_ones_is_skipped_with_warning(tmp_path):
-    write_multirun(tmp_path / "m", [{}, {}, {}])
+    write_multirun(tmp_path / "m", [{"config": make_config(seed=seed)} for seed in range(3)])
     (tmp_path / "m/1/summary.json").write_text("not json")
     with pytest.warns(PlotWarning, match=r"m/1/summary.json is not valid JSON"):
         runs = load_runs(find_runs([tmp_path / "m"]).runs)
@@ -171,12 +172,16 @@ def test_all_runs_bad_raises_the_first_problem(tmp_path):
 def test_skipped_job_plots_the_run_it_reuses(tmp_path):
     earlier = write_run(tmp_path / "outputs/earlier", losses=[1.0, 0.5, 0.25])
     (tmp_path / "m/3/.hydra").mkdir(parents=True)
+    digest = json.loads((earlier / "summary.json").read_text())["config_hash"]
     (tmp_path / "m/3/reused.json").write_text(json.dumps(
-        {"status": "skipped", "reused_run": str(earlier), "config_hash": "x", "overrides": ["seed=0"]}))
+        {"status": "skipped", "reused_run": str(earlier), "config_hash": digest, "overrides": ["seed=0"]}))
     run = load_run(tmp_path / "m/3")
     assert run.reused_from == earlier and list(run.losses["loss"]) == [1.0, 0.5, 0.25]
     # given together with the run it reuses, it is not counted twice
-    assert [r.path for r in load_runs([earlier, tmp_path / "m/3"])] == [earlier]
+    with pytest.warns(PlotWarning, match=r"m/3 holds the same run as .*earlier .*reused.json points at"):
+        assert [r.path for r in load_runs([earlier, tmp_path / "m/3"])] == [earlier]
+    with pytest.warns(PlotWarning, match="holds the same run"):  # whichever comes first, the run's own files win
+        assert [r.path for r in load_runs([tmp_path / "m/3", earlier])] == [earlier]
 
 
 def test_statuses_and_divergence(tmp_path):
@@ -202,3 +207,152 @@ def test_running_run_with_a_half_written_last_line_drops_it(tmp_path):
     with pytest.warns(PlotWarning, match="dropped its unfinished last line"):
         (run,) = load_runs([tmp_path / "r"])
     assert list(run.losses["loss"]) == [1.0, 0.5, 0.25] and run.mark == "incomplete"
+
+
+# --------------------------------------------------------------------------- the truth: resolved config, one run once
+
+
+def test_the_resolved_config_in_summary_json_wins_over_hydras_raw_one(tmp_path):
+    # seed 001's gamma sweep: Hydra's composition holds gamma 0.999 next to the yaml's alpha 0.9
+    write_run(tmp_path / "r", config=make_config(**{"optimizer.gamma": 0.999}), overrides=["optimizer.gamma=0.999"])
+    assert "gamma: 0.999" in (tmp_path / "r/.hydra/config.yaml").read_text()
+    run = load_run(tmp_path / "r")
+    assert run.get("optimizer.alpha") == 0.999 and "optimizer.gamma" not in run.flat
+
+
+def test_a_rewritten_hydra_config_does_not_relabel_a_run(tmp_path):
+    write_run(tmp_path / "r", config=make_config(**{"optimizer.lr": 0.01}))
+    raw = (tmp_path / "r/.hydra/config.yaml").read_text()
+    (tmp_path / "r/.hydra/config.yaml").write_text(raw.replace("lr: 0.001", "lr: 0.05"))  # a later rerun's
+    assert load_run(tmp_path / "r").get("optimizer.lr") == 0.01
+
+
+def test_hydra_config_fallback_resolves_aliases(tmp_path):
+    write_run(tmp_path / "r", config=make_config(**{"optimizer.rho": 0.95}), summary={"config": None})
+    run = load_run(tmp_path / "r")
+    assert run.get("optimizer.alpha") == 0.95 and "optimizer.rho" not in run.flat and "optimizer.gamma" not in run.flat
+    write_run(tmp_path / "m", config=make_config("mnist", "momentum", **{"optimizer.gamma": 0.5}),
+              summary={"config": None})
+    assert load_run(tmp_path / "m").get("optimizer.momentum") == 0.5
+
+
+def test_a_copied_run_is_one_run_not_two_seeds(tmp_path):
+    import shutil
+
+    original = write_run(tmp_path / "a/0", config=make_config(**{"optimizer.lr": 0.1}))
+    other = write_run(tmp_path / "a/1", config=make_config(**{"optimizer.lr": 0.2}))
+    copy = tmp_path / "b/0"
+    shutil.copytree(original, copy)
+    with pytest.warns(PlotWarning, match=r"b/0 holds the same run as .*a/0 .*not as two seeds"):
+        runs = load_runs([original, other, copy])
+    assert [r.path for r in runs] == [original, other]
+
+
+def test_of_two_identical_runs_the_finished_one_is_kept(tmp_path):
+    config = make_config(seed=3)
+    killed = write_run(tmp_path / "k", config=config, losses=[1.0, 0.5], status="running")
+    done = write_run(tmp_path / "d", config=config, losses=[1.0, 0.5, 0.2, 0.1])
+    with pytest.warns(PlotWarning, match="holds the same run"):
+        (run,) = load_runs([killed, done])
+    assert run.path == done
+
+
+def test_a_reused_json_whose_run_changed_is_skipped(tmp_path):
+    earlier = write_run(tmp_path / "earlier")
+    good = write_run(tmp_path / "good", config=make_config(seed=1))
+    (tmp_path / "m/0").mkdir(parents=True)
+    (tmp_path / "m/0/reused.json").write_text(json.dumps(
+        {"status": "skipped", "reused_run": str(earlier), "config_hash": "ffffffffffffffff", "overrides": []}))
+    with pytest.warns(PlotWarning, match="now holds a different run"):
+        runs = load_runs([tmp_path / "m/0", good])
+    assert [r.path for r in runs] == [good]
+
+
+@pytest.mark.parametrize("field, value", [("steps", "many"), ("final", []), ("seed", {}), ("best", {"loss": "low"}),
+                                          ("diverged_at_step", "x"), ("status", 3), ("overrides", "lr=1"),
+                                          ("total_time_s", True), ("config", [1, 2])])
+def test_a_summary_field_of_the_wrong_type_skips_the_run(tmp_path, field, value):
+    bad = write_run(tmp_path / "bad", summary={field: value})
+    good = write_run(tmp_path / "good", config=make_config(seed=1))
+    with pytest.raises(PlotError) as err:
+        load_run(bad)
+    assert f"`{field}` is" in one_line(err)
+    with pytest.warns(PlotWarning, match=f"skipped run: .*bad/summary.json: `{field}`"):
+        assert [r.path for r in load_runs([bad, good])] == [good]
+
+
+def test_unreadable_runs_are_skipped_with_a_warning(tmp_path):
+    good = write_run(tmp_path / "m/0")
+    write_run(tmp_path / "m/1", config=make_config(seed=1))
+    (tmp_path / "m/1/summary.json").unlink()
+    (tmp_path / "m/1/summary.json").mkdir()  # unreadable as a file, even for root
+    write_run(tmp_path / "m/2", config=make_config(seed=2))
+    (tmp_path / "m/2/losses.csv").write_bytes(b"\x00\xff garbage \x89PNG\n\x01\x02")
+    write_run(tmp_path / "m/3", config=make_config(seed=3))
+    text = (tmp_path / "m/3/losses.csv").read_text().replace("\n1,", "\nnan,", 1)
+    (tmp_path / "m/3/losses.csv").write_text(text)  # a step that is not a whole number
+    found = find_runs([tmp_path / "m"]).runs
+    with pytest.warns(PlotWarning) as caught:
+        runs = load_runs(found)
+    assert [r.path for r in runs] == [good]
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "m/1/summary.json: cannot be read" in messages
+    assert "m/2/losses.csv" in messages and "m/3/losses.csv, line 3: step nan" in messages
+
+
+def test_a_run_folder_that_vanished_is_skipped(tmp_path):
+    import shutil
+
+    good = write_run(tmp_path / "m/0")
+    gone = write_run(tmp_path / "m/1", config=make_config(seed=1))
+    found = find_runs([tmp_path / "m"]).runs
+    shutil.rmtree(gone)
+    with pytest.warns(PlotWarning, match=r"m/1: no such folder"):
+        assert [r.path for r in load_runs(found)] == [good]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_a_run_without_read_permission_is_skipped(tmp_path):
+    good = write_run(tmp_path / "m/0")
+    locked = write_run(tmp_path / "m/1", config=make_config(seed=1))
+    (locked / "losses.csv").chmod(0)
+    try:
+        with pytest.warns(PlotWarning, match="Permission denied"):
+            assert [r.path for r in load_runs(find_runs([tmp_path / "m"]).runs)] == [good]
+        locked.chmod(0)
+        with pytest.warns(PlotWarning, match="Permission denied"):
+            assert [r.path for r in load_runs(find_runs([tmp_path / "m"]).runs)] == [good]
+    finally:
+        locked.chmod(0o755)
+        (locked / "losses.csv").chmod(0o644)
+
+
+def test_permission_denied_is_a_skipped_run_even_for_root(tmp_path, monkeypatch):
+    # root ignores file modes, so the refusal the kernel gives a user is simulated
+    import pathlib
+
+    good = write_run(tmp_path / "m/0")
+    locked = write_run(tmp_path / "m/1", config=make_config(seed=1))
+    shut = write_run(tmp_path / "m/2", config=make_config(seed=2))
+    real_read_text, real_listdir = pathlib.Path.read_text, os.listdir
+
+    def read_text(self, *args, **kwargs):
+        if self.parent == locked and self.name == "losses.csv":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    def listdir(path="."):
+        if Path(path) == shut:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_listdir(path)
+
+    from pathlib import Path
+
+    found = find_runs([tmp_path / "m"]).runs
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.warns(PlotWarning) as caught:
+        assert [r.path for r in load_runs(found)] == [good]
+    messages = [str(w.message) for w in caught]
+    assert any("m/1/losses.csv: cannot be read (Permission denied)" in m for m in messages)
+    assert any("m/2: cannot be read (Permission denied)" in m for m in messages)

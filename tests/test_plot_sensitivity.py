@@ -99,3 +99,15 @@ def test_zero_final_loss_on_a_log_axis_is_reported(tmp_path):
     assert curves(ax)[0].get_xdata() == pytest.approx([0.05, 0.1])
     ax = sensitivity_figure(runs, "lr", linear=True).axes[0]
     assert curves(ax)[0].get_xdata() == pytest.approx([0.05, 0.1, 0.125])
+
+
+def test_a_gamma_sweep_is_an_alpha_sweep(tmp_path):
+    jobs = [{"config": make_config(**{"optimizer.gamma": g}), "overrides": [f"optimizer.gamma={g}"],
+             "losses": [1.0] * 9 + [g], "epochs": [{"epoch": 1, "train_loss": g}]} for g in (0.5, 0.9, 0.999)]
+    runs = load_runs(find_runs([write_multirun(tmp_path / "m", jobs)]).runs)
+    for param in ("gamma", "optimizer.gamma", "alpha"):
+        assert resolve_param(runs, param) == "optimizer.alpha"  # not schedule.gamma, which does not vary
+    ax = sensitivity_figure(runs, "gamma").axes[0]
+    assert ax.get_xlabel() == "optimizer.alpha"
+    assert curves(ax)[0].get_xdata() == pytest.approx([0.5, 0.9, 0.999])
+    assert curves(ax)[0].get_ydata() == pytest.approx([0.5, 0.9, 0.999])

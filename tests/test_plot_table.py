@@ -7,7 +7,7 @@ import io
 
 import pytest
 from rich.console import Console
-from run_folders import curve_rows, make_config, write_run
+from run_folders import curve_rows, make_config, write_multirun, write_run
 
 from optbench.plot.runs import load_runs
 from optbench.plot.table import COLUMNS, rich_table, summary_rows, write_summary_csv
@@ -69,8 +69,55 @@ def test_a_hard_crashed_job_is_listed_as_failed(tmp_path, capsys):
     crashed.mkdir(parents=True)
     (crashed / "config.yaml").write_text("seed: 0\n")
     assert main([str(tmp_path / "sweep"), "--table", "--out", str(tmp_path / "figs")]) == 0
-    with open(tmp_path / "figs" / "summary.csv", newline="") as handle:
+    with open(tmp_path / "figs" / "sweep_summary.csv", newline="") as handle:
         rows = {row["run"]: row for row in csv.DictReader(handle)}
     assert rows[str(tmp_path / "sweep" / "1")]["status"] == "failed"
     assert rows[str(tmp_path / "sweep" / "0")]["status"] == "completed"
     assert "failed" in capsys.readouterr().out
+
+
+def _wide_sweep(root):
+    """The widest table a sweep gives: mnist (test loss and accuracy), long labels, every status."""
+    jobs = []
+    for name, impl, status in (("adadelta", "builtin", "interrupted"), ("rmsprop", "scratch", "completed"),
+                               ("adam", "builtin", "diverged"), ("momentum", "scratch", "running")):
+        losses = [2.3 * 0.5**i for i in range(25)] + ([float("nan")] if status == "diverged" else [])
+        jobs.append({"config": make_config("mnist", name, batch_size=12345, **{"optimizer.impl": impl,
+                                                                               "optimizer.lr": 1.2345e-05}),
+                     "overrides": [f"optimizer={name}", f"optimizer.impl={impl}", "batch_size=12345",
+                                   "optimizer.lr=1.2345e-05"],
+                     "losses": curve_rows(losses, steps_per_epoch=5, step_time=1234.5), "status": status})
+    return write_multirun(root, jobs)
+
+
+def test_the_table_fits_100_columns_and_cuts_nothing(tmp_path, capsys, monkeypatch):
+    from optbench.plot.cli import main
+
+    sweep = _wide_sweep(tmp_path / "multirun/2024-06-01/10-00-00-000000-a-rather-long-sweep-folder-name-indeed")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main([str(sweep.relative_to(tmp_path)), "--table", "--target", "0.001", "--out", "o"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100, "\n".join(line for line in lines if len(line) > 100)
+    with open(next((tmp_path / "o").glob("*_summary.csv")), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    squeezed = "".join(out.split())  # folded cells continue on the next line: compare without blanks
+    for row in rows:
+        assert "".join(row["status"].split()) in squeezed
+        for part in row["label"].split(", "):
+            assert part in out or "".join(part.split()) in squeezed
+    for word in ("final", "best", "test", "acc", "time", "target", "interrupted", "diverged", "running"):
+        assert word in out
+    numbers = [f"{float(rows[1][key]):.4g}" for key in ("final_train_loss", "best_train_loss", "test_loss", "test_acc")]
+    assert all(number in out for number in numbers)  # never folded: whole on one line
+    assert str(rows[1]["steps_to_target"]) in out
+
+
+def test_folder_names_and_labels_are_not_rich_markup(tmp_path):
+    path = write_run(tmp_path / "a[/red]b[bold]", config=make_config(**{"optimizer.impl": "[/x]"}))
+    rows = summary_rows(load_runs([path, write_run(tmp_path / "plain", config=make_config(seed=1))]))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100).print(rich_table(rows))
+    text = buffer.getvalue()
+    assert "a[/red]b[bold]" in text and "[/x]" in text

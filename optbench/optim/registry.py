@@ -102,6 +102,41 @@ _REFUSALS = {
 }
 _NEEDS_CLOSURE = {"lbfgs"}
 
+#: Value ranges that validation enforces (``optbench.config.validate``), as
+#: (low, low inclusive, high, high inclusive), None = unbounded. COMMON_LIMITS hold for
+#: every optimizer with that key; LIMITS add or replace them per optimizer, for what
+#: torch.optim's constructors do not check but breaks or silently misbehaves at step
+#: time (LBFGS's history_size=-1, ASGD's negative lambd...). torch's own constructor
+#: checks are applied too: validation builds the torch.optim twin on a dummy tensor.
+_UNIT = (0.0, True, 1.0, False)
+_NON_NEGATIVE = (0.0, True, None, False)
+_POSITIVE = (0.0, False, None, False)
+COMMON_LIMITS: dict[str, tuple] = {
+    "lr": _POSITIVE, "eps": _NON_NEGATIVE, "weight_decay": _NON_NEGATIVE,
+    "alpha": _UNIT, "beta1": _UNIT, "beta2": _UNIT, "rho": _UNIT, "momentum": _UNIT,
+}
+LIMITS: dict[str, dict[str, tuple]] = {
+    # eta = lr / (1 + lambd*lr*t)^alpha; the weights are multiplied by 1 - lambd*eta each step
+    "asgd": {"alpha": _NON_NEGATIVE, "lambd": _NON_NEGATIVE, "t0": _NON_NEGATIVE},
+    "rprop": {"eta_minus": (0.0, False, 1.0, False), "eta_plus": (1.0, False, None, False),
+              "step_size_min": _NON_NEGATIVE, "step_size_max": _POSITIVE},
+    # history_size: LBFGS keeps 2 x history_size copies of the flattened parameters
+    "lbfgs": {"max_iter": (1, True, None, False), "max_eval": (1, True, None, False),
+              "history_size": (1, True, 10**6, True),
+              "tolerance_grad": _NON_NEGATIVE, "tolerance_change": _NON_NEGATIVE},
+    "nadam": {"momentum_decay": _NON_NEGATIVE},
+}
+#: string hyperparameters and the values torch accepts
+STRING_CHOICES: dict[str, dict[str, tuple]] = {"lbfgs": {"line_search_fn": (None, "strong_wolfe")}}
+
+
+def limits(name: str) -> dict[str, tuple]:
+    """The range of each numeric hyperparameter of optimizer ``name`` (canonical keys)."""
+    keys = _TABLE[name][2]
+    out = {k: v for k, v in COMMON_LIMITS.items() if k in keys}
+    out.update(LIMITS.get(name, {}))
+    return out
+
 
 def _to_torch(keys: Mapping[str, tuple], fixed: Mapping, foreach: bool, hparams: Mapping) -> dict:
     """Config hyperparameters -> torch.optim kwargs, following ``keys`` (see ``_TABLE``)."""

@@ -5,7 +5,9 @@
 
 Reads only run files; never imports the trainer or torch. Problems are reported as one
 line on stderr (no traceback); bad runs among good ones are skipped with a warning; the
-exit status is non-zero only when nothing could be drawn.
+exit status is non-zero only when nothing could be drawn. It decides, then acts: every
+file it would write is named first, and an existing one is refused (exit 2) unless
+``--force`` is given; files are written atomically (temp file + rename).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -38,7 +41,13 @@ are computed on log(y), so the band never crosses zero. Diverged runs end with a
 or interrupted end with an open circle and say "incomplete" / "interrupted".
 Quadratic runs (seed 003) are drawn against step on a linear axis, with a second panel
 showing the iterates on y = 4x^2. A preset's `plot:` config node (x, y, linear, title)
-sets defaults that the options below override.
+sets defaults that the options below override; a hint that does not fit every run
+(y=full_loss with mnist runs in a mixed glob) is not used, with a warning.
+What ran is read from summary.json's resolved config (aliases resolved: an rmsprop
+gamma sweep is labelled alpha). Two folders holding one run (same config hash and seed:
+a copy, or a skip_finished job's reused.json) are drawn once. An unreadable run among
+good ones is skipped with a warning. Files go to --out as STEM_<y>_vs_<x>.FMT and
+STEM_summary.csv; one that exists is never replaced without --force.
 
 Subcommand:  optbench-plot ewa --beta 0.98 0.95 0.9 0.8   (the EWA weights (1-beta)*beta^t)
 """
@@ -77,6 +86,8 @@ def plot_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", metavar="DIR", help="folder for the files (default: figures/ next to the first PATH)")
     out.add_argument("--format", default="png", metavar="FMT", help="png (default), svg or pdf")
     out.add_argument("--name", metavar="STEM", help="file name stem (default: from the first PATH)")
+    out.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                     help="replace figures and tables that already exist (default: refuse, exit 2)")
     fig = parser.add_argument_group("figure")
     fig.add_argument("--x", metavar="X", help="step | epoch | examples | time (all from losses.csv; default epoch, "
                                               "quadratic runs: step)")
@@ -102,7 +113,7 @@ def plot_parser() -> argparse.ArgumentParser:
     sens.add_argument("--best", action="store_true", help="with --sensitivity: the best loss instead of the final one")
     table = parser.add_argument_group("table")
     table.add_argument("--table", action="store_true",
-                       help="also print a table (one row per run) and write summary.csv to --out")
+                       help="also print a table (one row per run) and write STEM_summary.csv to --out")
     table.add_argument("--target", type=float, metavar="LOSS",
                        help="with --table: steps and seconds until the logged loss (or --y full_loss/suboptimality) "
                             "first reaches LOSS")
@@ -119,6 +130,8 @@ def ewa_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="png", metavar="FMT", help="png (default), svg or pdf")
     parser.add_argument("--name", metavar="STEM", default="ewa", help="file name stem (default: ewa)")
     parser.add_argument("--title", help="figure title")
+    parser.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                        help="replace the figure if it already exists (default: refuse, exit 2)")
     return parser
 
 
@@ -152,21 +165,80 @@ def default_stem(first_input: Path | None) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
 
 
-def save(fig, path: Path) -> Path:
+def _check_name(name: str | None) -> str | None:
+    if name is not None and (not name.strip() or "/" in name or os.sep in name or "\0" in name):
+        raise PlotError(f"--name {name!r} is not a file name stem. Fix: give a plain name such as --name alpha "
+                        "(the folder is --out).")
+    return name
+
+
+def refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    """Decide before acting: an output file that exists is replaced only with ``--force``."""
+    if force:
+        return
+    existing = [path for path in paths if os.path.lexists(path)]
+    if existing:
+        shown = ", ".join(str(path) for path in existing)
+        raise PlotError(
+            f"{shown} already exist{'s' if len(existing) == 1 else ''}, and optbench-plot never overwrites a "
+            "figure or table unless asked. Fix: pass --force to replace it, or choose another --out or --name."
+        )
+
+
+def _publish(tmp: Path, path: Path, force: bool) -> None:
+    """Move the finished temp file to ``path``; without ``force`` never over a file that appeared meanwhile."""
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if path exists: no clobbering, even in a race
+    except FileExistsError:
+        raise PlotError(f"{path} appeared while it was being drawn. Fix: pass --force to replace it, "
+                        "or choose another --out or --name.") from None
+    except OSError:  # a file system without hard links
+        refuse_existing([path], force)
+        os.replace(tmp, path)
+        return
+    finally:
+        if not force:
+            tmp.unlink(missing_ok=True)
+
+
+def save(fig, path: Path, force: bool = False) -> Path:
+    """Draw ``fig`` into ``path`` (format from its suffix), atomically; refuse an existing file unless ``force``."""
+    path = Path(path)
+    refuse_existing([path], force)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+        try:
+            fig.savefig(tmp, dpi=150, format=path.suffix.lstrip(".") or "png")
+        except (ValueError, OverflowError, RuntimeError) as err:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            raise PlotError(f"matplotlib cannot draw this figure ({(lines[-1] if lines else type(err).__name__)[:150]}). "
+                            "Fix: check --title and --label (text between $ signs is mathtext), or leave out "
+                            "the run whose values cause it.") from None
+        _publish(tmp, path, force)
     except OSError as err:
-        raise PlotError(f"cannot write {path} ({err.strerror}). Fix: choose a writable folder with --out.") from None
+        raise PlotError(f"cannot write {path} ({err.strerror or err}). Fix: choose a writable folder with --out.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def table_width() -> int:
+    """The terminal's width (``COLUMNS`` first), else 100: the table is laid out to fit it."""
+    return max(shutil.get_terminal_size((100, 24)).columns, 40)
 
 
 def run_plot(argv: Sequence[str]) -> int:
     from optbench.plot.figures import loss_figure
+    from optbench.plot.labels import check_mathtext
     from optbench.plot.runs import find_runs, load_runs_and_failures
 
     args = plot_parser().parse_args(argv)
     fmt = _check_format(args.format)
+    _check_name(args.name)
     if args.target is not None and not args.table:
         raise PlotError("--target only applies to --table. Fix: add --table.")
     if args.best and not args.sensitivity:
@@ -179,39 +251,52 @@ def run_plot(argv: Sequence[str]) -> int:
         from optbench.plot.metrics import check_y
 
         check_y(args.y)
+    if args.title is not None:
+        check_mathtext(args.title, "--title")
+    for label in args.label or ():
+        check_mathtext(label, "--label")
     found = find_runs(args.paths)
     runs, failures = load_runs_and_failures(found.runs)
     out_dir = Path(args.out) if args.out else default_out(found.first_input)
     stem = args.name or default_stem(found.first_input)
-    written: list[Path] = []
+    # decide: every file this command writes, refused up front if one exists (unless --force)
+    if args.sensitivity:
+        param = re.sub(r"[^A-Za-z0-9_.-]", "_", args.sensitivity)
+        figure_path = out_dir / f"{stem}_sensitivity_{param}{'_best' if args.best else ''}.{fmt}"
+    else:
+        from optbench.plot.figures import choose_axes
+
+        choice = choose_axes(runs, args.x, args.y, args.linear)
+        figure_path = out_dir / f"{stem}_{choice.y}_vs_{choice.x}.{fmt}"
+    table_path = out_dir / f"{stem}_summary.csv"
+    refuse_existing([figure_path] + ([table_path] if args.table else []), args.force)
+    # then act
     if args.sensitivity:
         from optbench.plot.sensitivity import sensitivity_figure
 
         fig = sensitivity_figure(runs, args.sensitivity, best=args.best, y=args.y, linear=args.linear,
                                  labels=args.label, title=args.title)
-        param = re.sub(r"[^A-Za-z0-9_.-]", "_", args.sensitivity)
-        written.append(save(fig, out_dir / f"{stem}_sensitivity_{param}{'_best' if args.best else ''}.{fmt}"))
     else:
-        from optbench.plot.figures import choose_axes
-
         fig = loss_figure(runs, x=args.x, y=args.y, linear=args.linear, smooth=args.smooth,
                           labels=args.label, title=args.title)
-        choice = choose_axes(runs, args.x, args.y, args.linear)
-        written.append(save(fig, out_dir / f"{stem}_{choice.y}_vs_{choice.x}.{fmt}"))
+    rows = None
     if args.table:
-        from rich.console import Console
-
         from optbench.plot.metrics import Y_SOURCES
-        from optbench.plot.table import failed_rows, rich_table, summary_rows, write_summary_csv
+        from optbench.plot.table import failed_rows, summary_rows
 
         y = args.y if args.y and Y_SOURCES[args.y][0] == "losses" else "loss"
         rows = summary_rows(runs, target=args.target, y=y, smooth=args.smooth) + failed_rows(failures)
-        console = Console(width=None if sys.stdout.isatty() else 160)
-        console.print(rich_table(rows, args.target))
+    written = [save(fig, figure_path, args.force)]
+    if rows is not None:
+        from rich.console import Console
+
+        from optbench.plot.table import rich_table, write_summary_csv
+
+        Console(width=table_width(), soft_wrap=False).print(rich_table(rows, args.target))
         try:
-            written.append(write_summary_csv(rows, out_dir / "summary.csv"))
+            written.append(write_summary_csv(rows, table_path))
         except OSError as err:
-            raise PlotError(f"cannot write {out_dir / 'summary.csv'} ({err.strerror}). Fix: choose a writable --out.") from None
+            raise PlotError(f"cannot write {table_path} ({err.strerror}). Fix: choose a writable --out.") from None
     for path in written:
         print(path)
     return 0
@@ -222,8 +307,15 @@ def run_ewa(argv: Sequence[str]) -> int:
 
     args = ewa_parser().parse_args(argv)
     fmt = _check_format(args.format)
+    _check_name(args.name)
+    if args.title is not None:
+        from optbench.plot.labels import check_mathtext
+
+        check_mathtext(args.title, "--title")
+    path = Path(args.out) / f"{args.name}.{fmt}"
+    refuse_existing([path], args.force)
     fig = ewa_figure(args.beta, points=args.points, title=args.title)
-    print(save(fig, Path(args.out) / f"{args.name}.{fmt}"))
+    print(save(fig, path, args.force))
     return 0
 
 
@@ -248,14 +340,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             _flush(caught)
             print(f"{PROG}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # the reader of stdout went away (| head)
+            _flush(caught)
+            return 1
     _flush(caught)
     return status
 
 
 def _flush(caught: list) -> None:
+    shown: set[str] = set()
     for item in caught:
         if issubclass(item.category, PlotWarning):
-            print(f"{PROG}: warning: {item.message}", file=sys.stderr)
+            text = str(item.message)
+            if text not in shown:  # a check made twice (the axes are chosen before drawing) warns once
+                shown.add(text)
+                print(f"{PROG}: warning: {text}", file=sys.stderr)
         else:
             warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     caught.clear()

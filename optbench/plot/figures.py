@@ -6,6 +6,7 @@ they work with any backend and leave no global state; the CLI saves them (Agg).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,8 +14,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from optbench.plot.aggregate import Group, align, band_stats, group_runs
-from optbench.plot.labels import make_labels, with_mark
-from optbench.plot.metrics import X_LABELS, Y_LABELS, Series, check_x, check_y, run_series, y_problem
+from optbench.plot.labels import check_mathtext, literal, make_labels, mathtext_problem, with_mark
+from optbench.plot.metrics import (X_COLUMNS, X_LABELS, Y_LABELS, Y_SOURCES, Series, check_x, check_y, run_series,
+                                   y_problem)
 from optbench.plot.quadratic import draw_iterates, is_quadratic
 from optbench.plot.runs import PlotError, Run, warn
 
@@ -32,13 +34,59 @@ class AxesChoice:
     title: str | None
 
 
-def plot_hints(runs: Sequence[Run]) -> dict:
-    """The ``plot:`` node of the first run that has one (a preset's hint)."""
+#: the fields of a preset's ``plot:`` node (``optbench.config.schema.PlotHints``)
+HINT_FIELDS = ("x", "y", "linear", "title")
+
+
+def plot_hints(runs: Sequence[Run], *, given: Sequence[str] = ()) -> dict:
+    """The preset hints (``plot:`` config node) that hold for the whole figure.
+
+    A hint is a preset's default for its own runs, so it must not decide how other runs
+    are drawn: ``y`` is used only when every run records it (a linreg preset's
+    ``full_loss`` must not drop the mnist runs of a mixed glob); ``x``, ``linear`` and
+    ``title`` only when every run carries the same one. A hint left out is named in a
+    warning, unless the command line sets that field anyway (``given``).
+    """
+    nodes = []
     for run in runs:
-        hints = run.config.get("plot")
-        if isinstance(hints, dict) and any(v not in (None, False) for v in hints.values()):
-            return hints
-    return {}
+        node = run.config.get("plot")
+        nodes.append(node if isinstance(node, dict) else {})
+    hints: dict = {}
+    for name in HINT_FIELDS:
+        if name in given:
+            continue
+        values = [node.get(name) for node in nodes]
+        set_values = [v for v in values if v not in (None, False, "")]
+        if not set_values:
+            continue
+        distinct = list(dict.fromkeys(repr(v) for v in set_values))
+        value = set_values[0]
+        why = None
+        if len(distinct) > 1:
+            why = f"the runs' presets disagree ({', '.join(distinct)})"
+        elif name == "y":
+            if value not in Y_SOURCES:
+                why = f"{value!r} is not a --y choice"
+            else:
+                unfit = [run for run in runs if y_problem(run, value) is not None]
+                if unfit:
+                    why = f"{len(unfit)} of the {len(runs)} runs (e.g. {unfit[0].name}, a {unfit[0].dataset} run) have no {value}"
+        elif name == "x" and value not in X_COLUMNS:
+            why = f"{value!r} is not an --x choice"
+        elif len(set_values) < len(runs):
+            why = f"only {len(set_values)} of the {len(runs)} runs set it"
+        if name == "title" and why is None:
+            if not isinstance(value, str):
+                value = str(value)
+            if mathtext_problem(value) is not None:
+                value = literal(value)
+        if why is None:
+            hints[name] = value
+        else:
+            flag = "--linear" if name == "linear" else f"--{name} {shlex.quote(str(value))}"
+            then = " (the runs that cannot show it are then skipped)" if name == "y" else ""
+            warn(f"the preset hint plot.{name}={value} is not used: {why}. Fix: pass {flag} to ask for it{then}")
+    return hints
 
 
 def choose_axes(runs: Sequence[Run], x: str | None = None, y: str | None = None,
@@ -48,13 +96,14 @@ def choose_axes(runs: Sequence[Run], x: str | None = None, y: str | None = None,
     Defaults: loss against epoch on a log axis; quadratic runs (seed 003) against step on
     a linear axis; test_acc on a linear axis.
     """
-    hints = plot_hints(runs)
+    given = [name for name, value in (("x", x), ("y", y), ("linear", linear), ("title", title)) if value is not None]
+    hints = plot_hints(runs, given=given)
     quadratic = bool(runs) and all(run.dataset == "quadratic" for run in runs)
     x = check_x(x or hints.get("x") or ("step" if quadratic else "epoch"))
     y = check_y(y or hints.get("y") or "loss")
     if linear is None:
         linear = bool(hints.get("linear")) or quadratic or y == "test_acc"
-    return AxesChoice(x=x, y=y, log=not linear, title=title or hints.get("title"))
+    return AxesChoice(x=x, y=y, log=not linear, title=title if title is not None else hints.get("title"))
 
 
 def usable_runs(runs: Sequence[Run], y: str, log: bool) -> list[Run]:
@@ -90,10 +139,12 @@ def _has_nonpositive(run: Run, choice: AxesChoice) -> bool:
 
 
 def curve_labels(groups: Sequence[Group], labels: Sequence[str] | None = None, *, drop: Sequence[str] = ()) -> list[str]:
-    """Automatic labels, or ``labels`` (one per curve, in order)."""
-    auto = make_labels([g.first.flat for g in groups], [_group_overrides(g) for g in groups], drop=drop)
+    """Automatic labels (drawn literally: a ``$`` in a value starts no mathtext), or ``labels``
+    (one per curve, in order; mathtext allowed, checked here)."""
+    auto = [literal(label) for label in
+            make_labels([g.first.flat for g in groups], [_group_overrides(g) for g in groups], drop=drop)]
     if labels:
-        labels = list(labels)
+        labels = [check_mathtext(str(label), "--label") for label in labels]
         if len(labels) != len(groups):
             raise PlotError(
                 f"--label was given {len(labels)} time(s) but the figure has {len(groups)} curve(s) "
@@ -153,7 +204,7 @@ def default_title(runs: Sequence[Run], labels: Sequence[str]) -> str:
     parts = [datasets[0]] if len(datasets) == 1 else []
     if len(optimizers) == 1 and not any(label.startswith("optimizer=") for label in labels):
         parts.append(optimizers[0])
-    return ", ".join(parts)
+    return literal(", ".join(parts))
 
 
 def legend_title(groups: Sequence[Group]) -> str | None:
@@ -173,6 +224,8 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
     """
     if smooth is not None and smooth < 1:
         raise PlotError(f"--smooth {smooth}: the window must be a whole number >= 1. Fix: e.g. --smooth 10.")
+    if title is not None:
+        check_mathtext(title, "--title")
     choice = choose_axes(runs, x, y, linear, title)
     runs = usable_runs(runs, choice.y, choice.log)
     if choice.log:

@@ -1,8 +1,9 @@
 """Legend labels from what differs between curves: ``alpha=0.9``, ``impl=builtin``...
 
 A curve's label lists the config keys whose values differ between the curves of a
-figure, read from each run's ``.hydra/config.yaml`` (flattened to dotted keys) and
-ordered as the runs' overrides name them. Keys that only follow from another difference
+figure, read from each run's resolved config (summary.json's ``config``, flattened to
+dotted keys; aliases resolved, so a ``gamma`` sweep of RMSProp is labelled ``alpha``)
+and ordered as the runs' overrides name them. Keys that only follow from another difference
 are left out: choosing ``optimizer=adam`` changes ``optimizer.lr`` and ``optimizer.eps``
 too, so those are shown only when a run's overrides set them explicitly.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from optbench.optimizer_aliases import aliases_of
 
 #: keys that never tell curves apart (output, console and resume settings)
 IGNORED_KEYS = frozenset({
@@ -43,6 +46,9 @@ def override_keys(overrides: Sequence[str], flat: dict[str, Any]) -> list[str]:
             continue
         if key not in flat and f"{key}.name" in flat:
             key = f"{key}.name"
+        group, _, leaf = key.rpartition(".")
+        if group == "optimizer" and leaf in aliases_of(flat.get("optimizer.name")):
+            key = f"optimizer.{aliases_of(flat.get('optimizer.name'))[leaf]}"  # optimizer.gamma -> optimizer.alpha
         if key not in keys:
             keys.append(key)
     return keys
@@ -148,3 +154,38 @@ def with_mark(label: str, marks: Sequence[str | None]) -> str:
         count = present.count(word)
         words.append(word if len(marks) == 1 else f"{count}/{len(marks)} {word}")
     return f"{label} ({', '.join(words)})"
+
+
+def literal(text: str) -> str:
+    """``text`` shown as it is by matplotlib: a ``$`` in a config value or folder name starts no mathtext."""
+    return str(text).replace("\\$", "$").replace("$", "\\$")
+
+
+def mathtext_problem(text: str) -> str | None:
+    """Why matplotlib cannot draw ``text`` (a ``$...$`` span that is not valid mathtext), else None."""
+    from matplotlib.cbook import is_math_text
+    from matplotlib.mathtext import MathTextParser
+
+    if not is_math_text(text):
+        return None
+    try:
+        MathTextParser("path").parse(text)
+    except ValueError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        last = lines[-1] if lines else "a parse error"
+        last = last.split(": ", 1)[-1] if "Exception: " in last else last
+        return last if len(last) <= 100 else last[:97] + "..."
+    return None
+
+
+def check_mathtext(text: str, what: str) -> str:
+    """``text`` if matplotlib can draw it; else a PlotError naming ``what`` (``--title``, ``--label``) and the fix."""
+    from optbench.plot.runs import PlotError
+
+    problem = mathtext_problem(text)
+    if problem is not None:
+        raise PlotError(
+            f"{what} {text!r} is not valid mathtext ({problem}): text between two $ signs is drawn as math. "
+            f"Fix: complete the $...$ expression, or write a literal dollar sign as \\$."
+        )
+    return text

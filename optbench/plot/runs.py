@@ -1,18 +1,25 @@
 """Finding run folders and loading them from their files (see docs/run-format.md).
 
-The plotter reads only a run's files: ``summary.json``, ``losses.csv``, ``epochs.csv``,
-``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (and a skipped job's
-``reused.json``). It never imports the trainer or torch.
+The plotter reads only a run's files: ``summary.json``, ``losses.csv``, ``epochs.csv``
+(and a skipped job's ``reused.json``); ``.hydra/`` only for a run whose summary.json
+holds no config. It never imports the trainer or torch.
+
+What ran is summary.json's ``config``: the resolved, validated config, aliases resolved
+(``.hydra/config.yaml`` is Hydra's raw composition, which a later command may even have
+rewritten). Only when the summary has none is ``.hydra/config.yaml`` read, and its
+optimizer aliases are then resolved as the runner resolves them.
 
 Every problem with an input becomes a :class:`PlotError` whose text is one line naming
 the problem and its fix. A bad run among good ones is skipped with a
-:class:`PlotWarning` naming it; only when nothing is left is the error raised.
+:class:`PlotWarning` naming it; only when nothing is left is the error raised. Two
+folders holding the same run (same config hash and seed: a copy, or a skip_finished
+job's ``reused.json`` and the run it points at) are drawn once.
 """
 
 from __future__ import annotations
 
 import glob
-import json
+import io
 import math
 import os
 import re
@@ -26,7 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optbench.run_folder import (EPOCH_REQUIRED, LOSS_REQUIRED, RUN_MARKERS, STATUSES, RunFolderError,  # noqa: F401
+from optbench.errors import OptbenchError
+from optbench.optimizer_aliases import resolve_optimizer_aliases
+from optbench.run_folder import (EPOCH_REQUIRED, EPOCHS, FINISHED, HYDRA_CONFIG, HYDRA_OVERRIDES,  # noqa: F401
+                                 LOSS_REQUIRED, LOSSES, REUSED, RUN_MARKERS, STATUSES, SUMMARY, RunFolderError,
                                  is_run_dir, read_json, read_table)
 
 #: how an unfinished status is shown in a legend
@@ -50,6 +60,10 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+def _why(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
 # --------------------------------------------------------------------------- discovery
 
 
@@ -57,11 +71,20 @@ def _has_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
+def _looks_like_run(path: Path) -> bool:
+    """``is_run_dir``, except that a folder that cannot be looked into counts as a run, so that
+    loading it reports why (permission denied) instead of it vanishing without a word."""
+    try:
+        return is_run_dir(path)
+    except OSError:
+        return os.path.isdir(path)
+
+
 def _walk_runs(top: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, _ in os.walk(top):
         here = Path(dirpath)
-        if is_run_dir(here):
+        if _looks_like_run(here):
             found.append(here)
             dirnames[:] = []
             continue
@@ -75,6 +98,19 @@ class Inputs:
 
     runs: list[Path]
     first_input: Path | None
+
+
+def _stat_problem(path: Path, text: str) -> str | None:
+    """Why ``path`` cannot be used as an input (None when it exists)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{text}: no such file or folder. Fix: check the path (runs are under outputs/ and multirun/)."
+    except OSError as err:
+        return f"{text}: cannot be read ({_why(err)}). Fix: check its permissions, or leave it out."
+    except ValueError:  # an embedded NUL byte
+        return f"{text!r} is not a valid path. Fix: check the path."
+    return None
 
 
 def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
@@ -92,22 +128,23 @@ def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
     for raw in inputs:
         text = os.fspath(raw)
         path = Path(text).expanduser()
-        if path.exists():
+        problem = _stat_problem(path, text)
+        if problem is None:
             candidates = [path]
-        elif _has_glob(text):
+        elif _has_glob(text) and "no such file" in problem:
             candidates = [Path(p) for p in sorted(glob.glob(os.path.expanduser(text), recursive=True), key=natural_key)]
             if not candidates:
                 problems.append(f"no path matches {text!r}. Fix: check the pattern (quote it so the shell does not expand it).")
                 continue
         else:
-            problems.append(f"{text}: no such file or folder. Fix: check the path (runs are under outputs/ and multirun/).")
+            problems.append(problem)
             continue
         found_here: list[Path] = []
         for candidate in candidates:
-            if candidate.is_file() and candidate.name in ("summary.json", "losses.csv", "epochs.csv", "reused.json"):
+            if os.path.isfile(candidate) and candidate.name in (SUMMARY, LOSSES, EPOCHS, REUSED):
                 candidate = candidate.parent
-            if candidate.is_dir():
-                found_here.extend([candidate] if is_run_dir(candidate) else _walk_runs(candidate))
+            if os.path.isdir(candidate):
+                found_here.extend([candidate] if _looks_like_run(candidate) else _walk_runs(candidate))
         if not found_here:
             problems.append(
                 f"{text}: no runs found (no folder below it holds summary.json or losses.csv). "
@@ -117,7 +154,11 @@ def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
         if first_input is None:
             first_input = candidates[0]
         for run_dir in found_here:
-            key = run_dir.resolve()
+            key = Path(os.path.abspath(run_dir))
+            try:
+                key = run_dir.resolve()
+            except (OSError, RuntimeError):
+                pass
             if key not in seen:
                 seen.add(key)
                 runs.append(run_dir)
@@ -126,6 +167,68 @@ def find_runs(inputs: Sequence[str | os.PathLike]) -> Inputs:
     for problem in problems:
         warn(f"skipped input: {problem}")
     return Inputs(runs=runs, first_input=first_input)
+
+
+# --------------------------------------------------------------------------- summary.json's types
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, dict) and all(v is None or _is_num(v) for v in value.values())
+
+
+#: what each summary.json field may hold besides null: (test, the words for it)
+SUMMARY_TYPES: dict[str, tuple[Any, str]] = {
+    "status": (lambda v: isinstance(v, str), "a string"),
+    "dataset": (lambda v: isinstance(v, str), "a string"),
+    "optimizer": (lambda v: isinstance(v, str), "a string"),
+    "impl": (lambda v: isinstance(v, str), "a string"),
+    "seed": (_is_int, "a whole number"),
+    "device": (lambda v: isinstance(v, str), "a string"),
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "config_hash": (lambda v: isinstance(v, str), "a string"),
+    "overrides": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v), "a list of strings"),
+    "steps": (_is_int, "a whole number"),
+    "epochs_completed": (_is_num, "a number"),
+    "diverged_at_step": (_is_int, "a whole number"),
+    "final": (_numbers, "an object of numbers"),
+    "best": (_numbers, "an object of numbers"),
+    "total_time_s": (_is_num, "a number"),
+    "train_time_s": (_is_num, "a number"),
+    "compile_time_s": (_is_num, "a number"),
+    "threads": (_is_int, "a whole number"),
+    "report": (lambda v: isinstance(v, dict), "an object"),
+    "error": (lambda v: isinstance(v, str), "a string"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "started_at": (lambda v: isinstance(v, str), "a string"),
+    "finished_at": (lambda v: isinstance(v, str), "a string"),
+    "resumed_from_step": (_is_int, "a whole number"),
+    "engine": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_summary(summary: dict, path: Path) -> dict:
+    """``summary`` if every documented field holds its type (or null); else a PlotError naming the field."""
+    for key, (test, words) in SUMMARY_TYPES.items():
+        value = summary.get(key)
+        if value is not None and not test(value):
+            raise PlotError(
+                f"{path}: `{key}` is {_shown(value)}, not {words}, so the file is damaged or was not written by "
+                f"optbench. Fix: rerun the run, or repair that field (null where unknown), or leave this folder out."
+            )
+    return summary
 
 
 # --------------------------------------------------------------------------- runs
@@ -148,13 +251,28 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+        return tuple(sorted(((str(k), _hashable(v)) for k, v in value.items()), key=repr))
     return value
+
+
+def resolve_config(config: dict) -> dict:
+    """``config`` with the optimizer's aliases resolved as the runner resolves them
+    (rmsprop ``gamma``/``rho`` -> ``alpha``, momentum ``gamma`` -> ``momentum``); alias keys removed."""
+    node = config.get("optimizer")
+    if not isinstance(node, dict):
+        return config
+    rest = {k: v for k, v in node.items() if k not in ("name", "impl")}
+    meta = {k: node[k] for k in ("name", "impl") if k in node}
+    return {**config, "optimizer": {**meta, **resolve_optimizer_aliases(node.get("name"), rest)}}
 
 
 @dataclass
 class Run:
-    """One run folder, loaded. ``epochs`` may be empty (no epoch finished)."""
+    """One run folder, loaded. ``epochs`` may be empty (no epoch finished).
+
+    ``config`` is the resolved config (summary.json's, else ``.hydra/config.yaml`` with
+    aliases resolved); ``reused_from`` is the folder whose files a skip_finished job shows.
+    """
 
     path: Path
     config: dict
@@ -194,6 +312,26 @@ class Run:
     def seed(self) -> Any:
         return self.get("seed", self.summary.get("seed"))
 
+    @cached_property
+    def config_hash(self) -> str:
+        """summary.json's ``config_hash``, else the runner's hash of the resolved config."""
+        saved = self.summary.get("config_hash")
+        if isinstance(saved, str) and saved:
+            return saved
+        from optbench.config.hashing import config_hash
+
+        return config_hash(self.config)
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """(config hash, seed): two folders with the same identity hold the same run."""
+        return self.config_hash, repr(self.seed)
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder whose files were read (the reused run's, for a skipped job)."""
+        return self.reused_from if self.reused_from is not None else self.path
+
     # ---- state
     @property
     def status(self) -> str:
@@ -210,7 +348,7 @@ class Run:
     @property
     def diverged_at_step(self) -> int | None:
         step = self.summary.get("diverged_at_step")
-        if step is not None:
+        if _is_int(step):
             return int(step)
         loss = self.losses["loss"].to_numpy()
         bad = np.flatnonzero(~np.isfinite(loss))
@@ -230,93 +368,152 @@ class Run:
         return self.epochs_table if self.epochs_table is not None else pd.DataFrame(columns=list(EPOCH_REQUIRED))
 
     def final(self, key: str) -> Any:
-        return (self.summary.get("final") or {}).get(key)
+        node = self.summary.get("final")
+        return node.get(key) if isinstance(node, dict) else None
 
     def best(self, key: str) -> Any:
-        return (self.summary.get("best") or {}).get(key)
+        node = self.summary.get("best")
+        return node.get(key) if isinstance(node, dict) else None
 
 
 def _read_summary(path: Path) -> dict:
-    return read_json(path)
+    return check_summary(read_json(path), path)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise PlotError(f"{path}: cannot be read ({_why(err)}). Fix: check its permissions, or leave this folder out.") from None
+
+
+def _read_hydra_config(folder: Path) -> dict | None:
+    """``.hydra/config.yaml`` as a plain dict (no ``hydra`` node), None when absent."""
+    path = folder / HYDRA_CONFIG
+    if not os.path.lexists(path):
+        return None
+    text = _read_text(path)
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        node = OmegaConf.load(io.StringIO(text))
+    except Exception as err:  # yaml.YAMLError and OmegaConf's own errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PlotError(
+            f"{path} is not valid YAML ({first[:120]}), and summary.json holds no config. "
+            "Fix: rerun the run, or restore that file, or leave this folder out."
+        ) from None
+    try:
+        config = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException:
+        config = OmegaConf.to_container(node, resolve=False)
+    if not isinstance(config, dict):
+        raise PlotError(f"{path} holds no mapping, and summary.json holds no config. Fix: rerun the run, or leave it out.")
+    config.pop("hydra", None)
+    return config
 
 
 def _read_config(folder: Path, summary: dict) -> dict:
-    path = folder / ".hydra" / "config.yaml"
-    if path.exists():
-        from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
-
-        try:
-            node = OmegaConf.load(path)
-        except Exception as err:  # yaml.YAMLError and OmegaConf's own errors
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise PlotError(
-                f"{path} is not valid YAML ({first}). Fix: restore it, or delete .hydra/ so the config saved in summary.json is used."
-            ) from None
-        try:
-            config = OmegaConf.to_container(node, resolve=True)
-        except OmegaConfBaseException:
-            config = OmegaConf.to_container(node, resolve=False)
-        if isinstance(config, dict):
-            config.pop("hydra", None)
-            return config
+    """The resolved config: summary.json's, else ``.hydra/config.yaml``'s with aliases resolved."""
     config = summary.get("config")
-    if isinstance(config, dict):
-        return config
-    raise PlotError(
-        f"{folder} has no .hydra/config.yaml and its summary.json holds no config, so what ran is unknown. "
-        "Fix: leave this folder out, or restore its .hydra/ folder."
-    )
+    if not isinstance(config, dict) or not config:
+        config = _read_hydra_config(folder)
+    if config is None:
+        raise PlotError(
+            f"{folder} has no .hydra/config.yaml and its summary.json holds no config, so what ran is unknown. "
+            "Fix: leave this folder out, or restore its .hydra/ folder."
+        )
+    try:
+        return resolve_config(config)
+    except OptbenchError as err:
+        raise PlotError(f"{folder}: its config cannot have run: {err}") from None
 
 
 def _read_overrides(folder: Path, summary: dict) -> list[str]:
-    path = folder / ".hydra" / "overrides.yaml"
-    if path.exists():
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
-        except yaml.YAMLError:
-            loaded = None
-        if isinstance(loaded, list):
-            return [str(item) for item in loaded]
+    """summary.json's overrides (what this run was given), else ``.hydra/overrides.yaml``'s."""
     overrides = summary.get("overrides")
-    return [str(item) for item in overrides] if isinstance(overrides, list) else []
+    if isinstance(overrides, list):
+        return [str(item) for item in overrides]
+    path = folder / HYDRA_OVERRIDES
+    if not os.path.lexists(path):
+        return []
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError:
+        loaded = None
+    return [str(item) for item in loaded] if isinstance(loaded, list) else []
 
 
 def _reused_target(folder: Path) -> tuple[Path, dict]:
-    marker_path = folder / "reused.json"
-    marker = _read_summary(marker_path)
+    marker_path = folder / REUSED
+    marker = read_json(marker_path)
     target = marker.get("reused_run")
-    if not target:
+    if not target or not isinstance(target, str):
         raise PlotError(f"{marker_path} names no reused_run. Fix: rerun this job without skip_finished, or leave it out.")
     for candidate in (Path(target), folder / target, folder.parent / target):
-        if is_run_dir(candidate) and (candidate / "losses.csv").exists():
-            return candidate, marker
+        try:
+            if is_run_dir(candidate) and (candidate / LOSSES).exists():
+                return candidate, marker
+        except (OSError, ValueError):
+            continue
     raise PlotError(
         f"{folder} was skipped as a repeat of {target}, which no longer holds a run. "
         "Fix: rerun the job with skip_finished=false, or leave it out."
     )
 
 
+def _check_steps(losses: pd.DataFrame, path: Path) -> None:
+    steps = losses["step"].to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps)))
+    if len(bad):
+        raise PlotError(
+            f"{path}, line {bad[0] + 2}: step {float(steps[bad[0]]):g} is not a whole number >= 0. "
+            "Fix: rerun the run, or repair that line."
+        )
+
+
 def load_run(folder: str | os.PathLike) -> Run:
     """Load one run folder; raise PlotError (one line) if it cannot be plotted."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise PlotError(f"{folder}: no such folder. Fix: check the path.")
+    try:
+        return _load_run(folder)
+    except OSError as err:  # a file that vanished or turned unreadable while being read
+        raise PlotError(f"{folder}: cannot be read ({_why(err)}). Fix: check that it exists and its permissions, "
+                        "or leave it out.") from None
+
+
+def _load_run(folder: Path) -> Run:
+    try:
+        folder.stat()
+        entries = set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        raise PlotError(f"{folder}: no such folder (it may have been moved or deleted). Fix: check the path.") from None
+    except OSError as err:
+        raise PlotError(f"{folder}: cannot be read ({_why(err)}). Fix: check its permissions, or leave it out.") from None
     data_dir, reused_from, marker = folder, None, None
-    if not (folder / "losses.csv").exists() and (folder / "reused.json").exists():
+    if LOSSES not in entries and REUSED in entries:
         data_dir, marker = _reused_target(folder)
         reused_from = data_dir
-    summary_path = data_dir / "summary.json"
+        entries = set(os.listdir(data_dir))
+    summary_path = data_dir / SUMMARY
     notes: list[str] = []
-    if summary_path.exists():
+    if SUMMARY in entries:
         summary = _read_summary(summary_path)
     else:
         summary = {}
-        if (data_dir / "losses.csv").exists():
+        if LOSSES in entries:
             notes.append(f"{folder} has no summary.json; drawn as incomplete")
-    if not (data_dir / "losses.csv").exists():
+    if marker is not None:
+        said, holds = marker.get("config_hash"), summary.get("config_hash")
+        if isinstance(said, str) and isinstance(holds, str) and said != holds:
+            raise PlotError(
+                f"{folder} was skipped as a repeat of {data_dir} (config hash {said}), but that folder now holds a "
+                f"different run (config hash {holds}). Fix: rerun the job with skip_finished=false, or leave it out."
+            )
+    if LOSSES not in entries:
         status = summary.get("status")
         if status == "failed":
             error = " ".join(str(summary.get("error") or "no error message").split())
@@ -330,18 +527,18 @@ def load_run(folder: str | os.PathLike) -> Run:
             f"{folder} has no losses.csv and no summary.json: the job never started training. "
             "Fix: see the job's log next to .hydra/, rerun it, or leave it out."
         )
-    config = _read_config(folder, summary)
-    overrides = _read_overrides(folder, summary)
-    if marker and not overrides:
-        overrides = [str(o) for o in marker.get("overrides") or []]
+    config = _read_config(data_dir, summary)
+    overrides = _read_overrides(data_dir, summary)
+    if marker and not overrides and isinstance(marker.get("overrides"), list):
+        overrides = [str(o) for o in marker["overrides"]]
     live = notes if summary.get("status", "running") == "running" else None
-    losses = read_table(data_dir / "losses.csv", LOSS_REQUIRED, notes=live)
+    losses = read_table(data_dir / LOSSES, LOSS_REQUIRED, notes=live)
+    _check_steps(losses, data_dir / LOSSES)
     losses = losses.sort_values("step", kind="stable").reset_index(drop=True)
     epochs_table, epochs_problem = None, None
-    epochs_path = data_dir / "epochs.csv"
-    if epochs_path.exists():
+    if EPOCHS in entries:
         try:
-            epochs_table = read_table(epochs_path, EPOCH_REQUIRED, allow_no_rows=True, notes=live)
+            epochs_table = read_table(data_dir / EPOCHS, EPOCH_REQUIRED, allow_no_rows=True, notes=live)
         except PlotError as err:
             epochs_problem = str(err)
     status = summary.get("status")
@@ -358,11 +555,37 @@ def load_runs(folders: Iterable[str | os.PathLike]) -> list[Run]:
     return load_runs_and_failures(folders)[0]
 
 
+def _keep_rank(run: Run, order: int) -> tuple:
+    """Which of two folders holding the same run is drawn: its own files over a reused.json,
+    a finished run over an unfinished one, more logged rows, then the first given."""
+    return (run.reused_from is not None, run.status not in FINISHED, -len(run.losses), order)
+
+
+def drop_repeats(runs: Sequence[Run]) -> list[Run]:
+    """One run per identity (config hash and seed), in input order; a warning names each repeat left out."""
+    by_identity: dict[tuple, list[tuple[int, Run]]] = {}
+    for order, run in enumerate(runs):
+        by_identity.setdefault(run.identity, []).append((order, run))
+    keep: set[int] = set()
+    for identity, members in by_identity.items():
+        order, kept = min(members, key=lambda item: _keep_rank(item[1], item[0]))
+        keep.add(order)
+        for _, other in members:
+            if other is kept:
+                continue
+            how = (f"a skip_finished job whose reused.json points at {other.reused_from}"
+                   if other.reused_from is not None else "a copy of it")
+            warn(f"{other.name} holds the same run as {kept.name} (config hash {identity[0]}, seed {identity[1]}; "
+                 f"{how}): drawn once, from {kept.data_dir}, not as two seeds")
+    return [run for order, run in enumerate(runs) if order in keep]
+
+
 def load_runs_and_failures(folders: Iterable[str | os.PathLike]) -> tuple[list[Run], list[tuple[Path, str]]]:
     """As ``load_runs``, and also the folders that could not be drawn, with the reason.
 
     ``--table`` lists those as failed: a job that crashed hard (``os._exit``, OOM kill)
-    leaves only ``.hydra/``, and a sweep's table must still show it.
+    leaves only ``.hydra/``, and a sweep's table must still show it. Folders holding the
+    same run (same config hash and seed) are kept once (see ``drop_repeats``).
     """
     runs: list[Run] = []
     problems: list[str] = []
@@ -379,11 +602,9 @@ def load_runs_and_failures(folders: Iterable[str | os.PathLike]) -> tuple[list[R
         if len(problems) == 1:
             raise PlotError(problems[0])
         raise PlotError(f"none of the {len(problems)} runs could be loaded; the first: {problems[0]}")
-    # a job skipped with skip_finished=true shows the run it reuses; never count that run twice
-    loaded = {run.path.resolve() for run in runs if run.reused_from is None}
-    runs = [run for run in runs if run.reused_from is None or run.reused_from.resolve() not in loaded]
     for problem in problems:
         warn(f"skipped run: {problem}")
+    runs = drop_repeats(runs)
     for run in runs:
         for note in run.notes:
             warn(note)

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from optbench.plot.aggregate import band_stats, group_runs
 from optbench.plot.figures import curve_labels, plot_hints
-from optbench.plot.labels import format_value, is_ignored, with_mark
+from optbench.optimizer_aliases import aliases_of
+from optbench.plot.labels import check_mathtext, format_value, is_ignored, literal, with_mark
 from optbench.plot.metrics import Y_LABELS, best_value, check_y, final_value, y_problem
 from optbench.plot.runs import PlotError, Run, is_number, warn
 
@@ -33,6 +34,13 @@ def resolve_param(runs: Sequence[Run], param: str) -> str:
     if param in keys:
         return param
     candidates = [key for key in keys if key.endswith("." + param)]
+    # an alias names its canonical key: rmsprop's gamma (or rho) is alpha, momentum's gamma is momentum
+    group, _, leaf = param.rpartition(".")
+    if group in ("", "optimizer"):
+        for run in runs:
+            canonical = aliases_of(run.optimizer).get(leaf)
+            if canonical and f"optimizer.{canonical}" in keys and f"optimizer.{canonical}" not in candidates:
+                candidates.append(f"optimizer.{canonical}")
     if len(candidates) > 1:
         varying = [key for key in candidates if len({repr(run.get(key)) for run in runs}) > 1]
         candidates = varying or candidates
@@ -52,8 +60,12 @@ def _metric(run: Run, y: str, best: bool) -> float | None:
 def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y: str | None = None,
                        linear: bool | None = None, labels: Sequence[str] | None = None,
                        title: str | None = None) -> Figure:
+    if title is not None:
+        check_mathtext(title, "--title")
     key = resolve_param(runs, param)
-    y = check_y(y or plot_hints(runs).get("y") or "loss")
+    given = ["x", "linear"] + [name for name, value in (("y", y), ("title", title)) if value is not None]
+    hints = plot_hints(runs, given=given)
+    y = check_y(y or hints.get("y") or "loss")
     log = not linear if linear is not None else y != "test_acc"
     if not any(is_number(run.get(key)) for run in runs):
         shown = ", ".join(dict.fromkeys(format_value(run.get(key)) for run in runs))
@@ -137,7 +149,7 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
     if sizes and sizes[-1] > 1:
         legend_title = "median over seeds, band: " + ("IQR" if sizes[0] >= 4 else "min-max" if sizes[-1] < 4 else "IQR / min-max")
     ax.legend(loc="best", title=legend_title, title_fontsize="small")
-    ax.set_title(title or plot_hints(runs).get("title") or f"sensitivity to {key}")
+    ax.set_title(title if title is not None else hints.get("title") or literal(f"sensitivity to {key}"))
     return fig
 
 

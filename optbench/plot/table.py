@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from optbench.csv_cells import csv_cell
 from optbench.plot.labels import make_labels
@@ -55,13 +59,17 @@ def failed_rows(failures: Sequence[tuple[Path, str]]) -> list[dict]:
 
 
 def write_summary_csv(rows: Sequence[dict], path: Path) -> Path:
+    """Write the rows as CSV at ``path``, atomically (a reader never sees half a table)."""
+    from optbench.run_folder import write_bytes_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([csv_cell(row.get(column), ".8g") for column in COLUMNS])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column), ".8g") for column in COLUMNS])
+    write_bytes_atomic(path, buffer.getvalue().encode())
     return path
 
 
@@ -71,21 +79,77 @@ def _short(value, digits: int = 4) -> str:
     return csv_cell(value)
 
 
+def short_run_names(names: Sequence[str]) -> tuple[str, list[str]]:
+    """(the folder the runs share, each run's path below it): ``/x/multirun/d/t/3`` -> ``3``."""
+    if not names:
+        return "", []
+    absolute = [os.path.abspath(name) for name in names]
+    try:
+        common = os.path.commonpath(absolute)
+    except ValueError:
+        return "", list(names)
+    if len(absolute) == 1:
+        common = os.path.dirname(absolute[0])
+    short = [os.path.relpath(name, common) for name in absolute]
+    if any(part in (".", "") for part in short):  # one run is the shared folder itself
+        common = os.path.dirname(common)
+        short = [os.path.relpath(name, common) for name in absolute]
+    try:
+        shown = os.path.relpath(common)
+        common = shown if not shown.startswith("..") else common
+    except ValueError:
+        pass
+    return common, short
+
+
+#: (header, row key, formatter): the number columns; they never wrap, the run and label cells fold
+def _seconds(value) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return csv_cell(value)
+
+
+_NUMBER_COLUMNS = (
+    ("final\nloss", "final_train_loss", _short), ("best\nloss", "best_train_loss", _short),
+    ("test\nloss", "test_loss", _short), ("test\nacc", "test_acc", _short), ("time\ns", "total_time_s", _seconds),
+)
+_STATUS_COLOURS = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow",
+                   "running": "yellow"}
+
+
 def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
-    table = Table(title="runs" + (f" (target loss {target:g})" if target is not None else ""))
-    for header, justify in (("run", "left"), ("label", "left"), ("status", "left"), ("final loss", "right"),
-                            ("best loss", "right"), ("test loss", "right"), ("test acc", "right"),
-                            ("time s", "right"), ("steps to target", "right"), ("s to target", "right")):
-        table.add_column(header, justify=justify, overflow="fold")
-    colours = {"completed": "green", "diverged": "red", "failed": "red", "interrupted": "yellow", "running": "yellow"}
-    for row in rows:
-        status = row["status"]
-        colour = colours.get(status.split()[0], "white")
-        table.add_row(
-            row["run"], row["label"], f"[{colour}]{status}[/{colour}]",
-            _short(row["final_train_loss"]), _short(row["best_train_loss"]), _short(row["test_loss"]),
-            _short(row["test_acc"]), _short(row["total_time_s"], 3),
-            csv_cell(row["steps_to_target"]) or "-" if target is not None else "",
-            _short(row["time_to_target_s"], 3) or "-" if target is not None else "",
-        )
+    """The terminal table, laid out to fit 100 columns: only the run and label cells fold (onto more
+    lines, never cut); a number is never wrapped or cropped.
+
+    The run column shows each run's path below the folder the runs share, which the title
+    names; summary.csv keeps the full paths. A number column no row has a value for (test
+    loss and accuracy of linreg runs) is left out, as are the target columns without
+    ``target``. Cells are plain text: a ``[`` in a folder name or label is no rich markup.
+    """
+    common, names = short_run_names([str(row["run"]) for row in rows])
+    title = "runs" + (f" in {common}" if common else "") + (f", target loss {target:g}" if target is not None else "")
+    table = Table(title=Text(title, overflow="fold"), box=box.SIMPLE_HEAD, pad_edge=False)
+    columns: list[tuple[str, list[str], dict]] = [
+        ("run", list(names), {"overflow": "fold", "min_width": 3}),
+        ("label", [str(row.get("label") or "") for row in rows], {"overflow": "fold", "min_width": 12}),
+        ("status", [str(row.get("status") or "") for row in rows], {"overflow": "fold", "min_width": 11}),
+    ]
+    for header, key, shown in _NUMBER_COLUMNS:
+        if any(row.get(key) is not None for row in rows):
+            columns.append((header, [shown(row.get(key)) for row in rows], {"justify": "right", "no_wrap": True}))
+    if target is not None:
+        columns.append(("steps to\ntarget", [csv_cell(row.get("steps_to_target")) or "-" for row in rows],
+                        {"justify": "right", "no_wrap": True}))
+        columns.append(("s to\ntarget", [_seconds(row.get("time_to_target_s")) or "-" for row in rows],
+                        {"justify": "right", "no_wrap": True}))
+    for header, cells, options in columns:
+        if options.get("no_wrap"):
+            widest = max([len(cell) for cell in cells] + [len(word) for word in header.split("\n")])
+            options = {**options, "min_width": widest}
+        table.add_column(header, **options)
+    for index, row in enumerate(rows):
+        status = str(row.get("status") or "")
+        colour = _STATUS_COLOURS.get(status.split()[0] if status.split() else "", "white")
+        cells = [Text(cells[index], style=colour if header == "status" else "") for header, cells, _ in columns]
+        table.add_row(*cells)
     return table
