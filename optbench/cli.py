@@ -29,7 +29,13 @@ register()
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def run_job(cfg: DictConfig) -> float | None:
-    """Validate, train, and return the sweep objective (used by the Optuna sweeper)."""
+    """Plan and carry out one job; return the sweep objective (used by the Optuna sweeper).
+
+    In a sweep, a refused job raises :class:`~optbench.jobs.SweepJobRefused`, an
+    ordinary exception: Hydra records the job as failed and the launcher runs the
+    others; the command then ends with exit code 2 and the list of refused jobs.
+    """
+    from optbench.jobs import JobRefused, SweepJobRefused, run_validated, sweep_dir
     from optbench.train.console import RunConsole
 
     _flush_denormals()
@@ -37,13 +43,47 @@ def run_job(cfg: DictConfig) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     console = RunConsole(quiet=bool(cfg.get("quiet", False)))
+    in_sweep = sweep_dir()
     try:
-        from optbench.jobs import run_validated
-
-        return run_validated(cfg, run_dir, overrides, console)
+        value = run_validated(cfg, run_dir, overrides, console, hydra_files=_hydra_files(cfg, hydra_cfg))
+    except JobRefused as err:
+        console.error(str(err), logged=err.recorded)  # never a line in the log of a run it refused to touch
+        if in_sweep is not None:
+            raise SweepJobRefused(f"job {hydra_cfg.job.get('num', '?')} ({run_dir}): {err}", in_sweep) from None
+        sys.exit(err.exit_code)
     except OptbenchError as err:
         console.error(str(err))
         sys.exit(err.exit_code)
+    finally:
+        _detach_job_log()
+    if stop_signal.received() is not None:
+        sys.exit(stop_signal.exit_code(stop_signal.received()))
+    return value
+
+
+def _hydra_files(cfg: DictConfig, hydra_cfg) -> dict[str, str]:
+    """What Hydra would write to ``.hydra/`` (its own copy is off: a refused job must not touch a run)."""
+    from hydra.core.hydra_config import HydraConfig as _Hydra
+    from omegaconf import OmegaConf
+
+    from optbench import run_folder as rf
+
+    return {
+        rf.HYDRA_CONFIG: OmegaConf.to_yaml(cfg),
+        rf.HYDRA_SETTINGS: OmegaConf.to_yaml(_Hydra.instance().cfg),
+        rf.HYDRA_OVERRIDES: OmegaConf.to_yaml(hydra_cfg.overrides.task),
+    }
+
+
+def _detach_job_log() -> None:
+    """Close this job's optbench.log, so that the launcher's next lines do not land in it."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def _flush_denormals() -> None:
@@ -61,11 +101,36 @@ def _flush_denormals() -> None:
 
 
 def main() -> None:
-    """The console script. Ends the process without interpreter teardown when that is safe (``_exit``)."""
+    """The console script. Ends the process without interpreter teardown when that is safe (``_exit``).
+
+    Hydra's own errors (an override it cannot parse, an unknown key or option, an
+    unwritable run folder...) end as one paragraph and exit code 2, like optbench's:
+    ``front_door`` checks the command line first, and explains whatever Hydra raises
+    (``compat.hydra_errors_raised``). An exception from inside a job keeps its traceback.
+    """
+    from optbench import compat
+    from optbench.config import front_door
+
     try:
-        run_job()
+        with compat.hydra_errors_raised() as explain:
+            if explain:
+                front_door.check_command_line(sys.argv[1:])
+            try:
+                run_job()
+            except Exception as err:
+                refusal = front_door.explain(err, sys.argv[1:]) if explain else None
+                if refusal is None:
+                    raise
+                raise refusal from None
+    except OptbenchError as err:
+        from optbench.train.console import RunConsole
+
+        RunConsole().error(str(err), logged=False)  # not a job's error: no run folder's log
+        _exit(err.exit_code)
     except SystemExit as stop:
         _exit(stop.code)
+    except stop_signal.Stopped as stop:  # a stop signal before training began: nothing to save
+        _exit(stop.exit_code)
     _exit(0)
 
 

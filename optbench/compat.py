@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -28,8 +29,8 @@ def slurm_requeued() -> bool:
 #   :func:`fit_signal_delay` keeps the delay to a quarter of the limit.
 
 SACCT_WARNING = "Bypassing sacct error"
-ACCOUNTING_OFF = ("SLURM accounting is off on this cluster (sacct: {error}): optbench reads the jobs' states from "
-                  "squeue instead. This is said once; submitit's 'Bypassing sacct error' warnings are dropped.")
+ACCOUNTING_OFF = ("SLURM accounting is off on this cluster (sacct: {error}), so job states come from squeue "
+                  "instead (said once; submitit's repeated sacct warnings are dropped).")
 #: squeue states of jobs that may still produce a result (submitit's own list, plus squeue's spellings)
 INCOMPLETE_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
                      "COMPLETING", "CONFIGURING", "PREEMPTED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING",
@@ -131,7 +132,9 @@ def _queue_watcher_class():
                 error = " ".join((done.stderr or "").split()) or f"exit status {done.returncode}"
                 if "accounting storage is disabled" in error.lower() or "accounting_storage/none" in error.lower():
                     self.accounting_off = True
-                    logging.getLogger("submitit").warning(ACCOUNTING_OFF.format(error=error))
+                    if not _FILTER.said:
+                        _FILTER.said = True
+                        logging.getLogger(__name__).warning(ACCOUNTING_OFF.format(error=error))
                 else:
                     logging.getLogger("submitit").warning(
                         f"Call #{self.num_calls} - {SACCT_WARNING} {error}, status may be inaccurate.")
@@ -171,6 +174,7 @@ def _queue_watcher_class():
                     self._finished.add(job_id)
 
     QueueInfoWatcher.__module__ = __name__
+    QueueInfoWatcher.__qualname__ = "QueueInfoWatcher"
     _WATCHER_CLASS = QueueInfoWatcher
     return QueueInfoWatcher
 
@@ -194,16 +198,27 @@ def collect_submitit_jobs(jobs, indices, sweep_dir) -> list:
         try:
             ret = job.results()[0]
         except (UncompletedJobError, FailedJobError) as err:
-            failed.append((index, job, _first_line(err)))
+            failed.append((index, job, _job_message(job) or _first_line(err), True))
             continue
         status = getattr(getattr(ret, "status", None), "name", "")
-        if status == "FAILED":
-            failed.append((index, job, _first_line(getattr(ret, "_return_value", "failed"))))
+        if status == "FAILED":  # Hydra caught the job's exception
+            error = getattr(ret, "_return_value", None)
+            failed.append((index, job, f"raised {type(error).__name__}: {_first_line(error)}", False))
         results.append(ret)
     if failed:
         print(_failure_paragraph(failed, len(jobs), sweep_dir), file=sys.stderr, flush=True)
         raise SweepJobsFailed(2)
     return results
+
+
+def _job_message(job) -> str:
+    """The last ``optbench: ...`` paragraph the job wrote to its stderr (why it ended), if any."""
+    try:
+        text = job.paths.stderr.read_text(errors="replace")
+    except (OSError, AttributeError):
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.startswith("optbench: ")]
+    return lines[-1][len("optbench: "):] if lines else ""
 
 
 def _first_line(value) -> str:
@@ -212,6 +227,13 @@ def _first_line(value) -> str:
     if not lines:
         return type(value).__name__
     first = lines[0]
+    if "has not produced any output" in text:  # UncompletedJobError: "Job X ... with path P" / "has not produced ..."
+        head = []
+        for line in lines:
+            if line.startswith(("Error stream produced", "No error stream produced", "No output/error stream")):
+                break
+            head.append(line)
+        return " ".join(head)
     # FailedJobError: the job's own last line ("SomeError: message") says more than the header
     if "failed during processing" in first:
         tail = [line for line in lines if not line.startswith(("File ", "-", "Traceback", "You can check", "or at "))]
@@ -223,20 +245,25 @@ def _failure_paragraph(failed, total, sweep_dir) -> str:
     from pathlib import Path
 
     parts = []
-    for index, job, reason in failed:
-        try:
-            state = job.state
-        except Exception:
-            state = "UNKNOWN"
+    for index, job, reason, no_result in failed:
+        state = ""
+        if no_result:
+            try:
+                state = f"state {job.state}: "
+            except Exception:
+                state = ""
         folder = Path(sweep_dir) / str(index)  # the config's hydra.sweep.subdir: ${hydra.job.num}
         run = _run_status(folder)
         log = getattr(getattr(job, "paths", None), "stderr", None)
-        parts.append(f"job {index} (submitit job {job.job_id}, state {state}: {reason.rstrip('.')}; run folder "
+        parts.append(f"job {index} (submitit job {job.job_id}, {state}{reason.rstrip('.')}; run folder "
                      f"{folder}: {run}{f'; its log: {log}' if log else ''})")
     done = total - len(failed)
-    return (f"optbench: {len(failed)} of {total} jobs of the sweep did not complete: {'; '.join(parts)}. "
-            f"The other {done} job{'' if done == 1 else 's'} ran to their end and their run folders are whole. "
-            f"Fix: see the job's log for why it ended; to go on, rerun the same command with "
+    others = ""
+    if done:
+        others = ("The other job ran to its end; its run folder is whole. " if done == 1 else
+                  f"The other {done} jobs ran to their end; their run folders are whole. ")
+    return (f"optbench: {len(failed)} of {total} jobs of the sweep did not complete: {'; '.join(parts)}. {others}"
+            "Fix: see the job's log for why it ended; to go on, rerun the same command with "
             f"hydra.sweep.dir={sweep_dir} skip_finished=true: it reuses the completed jobs, continues interrupted ones "
             "from their checkpoints and runs the rest.")
 
@@ -325,3 +352,51 @@ class SubmititShims(_Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         install_submitit_shims()
         install_submitit_launch()
+
+
+# ----------------------------------------------------------------------------- Hydra
+#
+# Hydra 1.3 runs each step of its command line (composing, --cfg, the run itself)
+# through ``hydra._internal.utils.run_and_report``, which prints the error (a stack
+# trace for most) and calls ``sys.exit(1)``, unless the environment variable
+# HYDRA_FULL_ERROR is set: then it re-raises. optbench sets it for the duration of the
+# command so that ``optbench.config.front_door.explain`` can turn each error into one
+# paragraph and exit code 2. tests/test_config.py checks both behaviours of
+# run_and_report, so a Hydra that changes them fails loudly.
+
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
+@contextlib.contextmanager
+def hydra_errors_raised():
+    """Within this block Hydra raises its errors instead of reporting them and exiting 1.
+
+    Yields True when optbench should explain them, False when the user set
+    HYDRA_FULL_ERROR themselves (they asked for Hydra's full stack traces).
+    """
+    previous = os.environ.get(_FULL_ERROR)
+    if previous is not None and previous.strip() not in ("", "0"):
+        yield False
+        return
+    os.environ[_FULL_ERROR] = "1"
+    try:
+        yield True
+    finally:
+        if previous is None:
+            os.environ.pop(_FULL_ERROR, None)
+        else:
+            os.environ[_FULL_ERROR] = previous
+
+
+def hydra_args_parser():
+    """Hydra's own command-line parser (the one ``@hydra.main`` uses): flags and overrides."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
+
+def hydra_overrides_parser():
+    """Hydra's override grammar (what ``key=value`` may be)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()

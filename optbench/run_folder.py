@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import socket
@@ -177,8 +178,10 @@ def _ROW_WRITER(out: list[str]):  # noqa: N802 - a factory named for what it mak
 class CsvLog:
     """An append-only CSV file whose every row reaches the OS, whole, before ``append`` returns.
 
-    ``keep_rows`` (resume) first cuts the file to its header and that many data rows,
-    atomically; the rows must be there.
+    Each row is one ``write`` on an ``O_APPEND`` descriptor; if the OS refuses part of
+    it (disk full, file too large), the file is cut back to its last whole row and the
+    error is raised, so the file always ends on a whole row. ``keep_rows`` (resume)
+    first cuts the file to its header and that many data rows, atomically.
     """
 
     def __init__(self, path: Path, columns: Sequence[str], keep_rows: int | None = None):
@@ -189,16 +192,28 @@ class CsvLog:
         else:
             truncate_rows_atomic(self.path, keep_rows)
             self.rows = keep_rows
-        self._file = self.path.open("a", newline="")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
 
     def append(self, row: Mapping[str, Any]) -> None:
-        line = row_line(row, self.columns)
-        self._file.write(line)  # one write of a whole line
-        self._file.flush()
+        data = row_line(row, self.columns).encode()
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(28, os.strerror(28))  # a short write: the disk filled up
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            raise
+        self._size += len(data)
         self.rows += 1
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def count_rows(path: Path) -> int:
@@ -432,3 +447,33 @@ def iter_run_dirs(top: Path) -> Iterable[Path]:
             yield here
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+
+
+class RunLogHandler(logging.FileHandler):
+    """optbench.log's handler (conf/hydra/job_logging/optbench.yaml): opened at the first line, never fatal.
+
+    Opening late means a job that writes no line (a refusal in a folder that holds a
+    run) never touches the log; an OS error while logging is dropped, because the run's
+    data are its CSVs and the summary, which report such errors themselves.
+    """
+
+    def __init__(self, filename: str, mode: str = "a", encoding: str | None = "utf-8"):
+        super().__init__(filename, mode=mode, encoding=encoding, delay=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except OSError:
+            pass
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass  # never a "--- Logging error ---" traceback on stderr
+
+    def move_to(self, folder: Path) -> None:
+        """Write to ``folder``'s optbench.log from now on (a resumed run logs into its own folder)."""
+        self.acquire()
+        try:
+            self.close()
+            self.baseFilename = os.path.abspath(Path(folder) / LOG)
+        finally:
+            self.release()

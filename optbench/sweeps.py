@@ -1,41 +1,21 @@
 """Sweeps: reusing finished runs (``skip_finished=true``), and the Optuna presets' callback.
 
-``find_finished``, ``continuable`` and ``other_config_in`` tell a sweep job what an
-earlier run folder means for it (``optbench.jobs`` acts on the answer). ``PrepareSweep``
+``find_finished`` tells a sweep job where a completed run of its config is
+(``optbench.jobs`` decides what to do with the answer). ``PrepareSweep``
 is the Hydra callback that conf/hpo/*.yaml adds (see docs/scaling.md).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from optbench.config.hashing import config_hash
-
-#: the files of a run (docs/run-format.md), removed when a stale copy gives way to a reused run
-RUN_FILES = ("summary.json", "losses.csv", "epochs.csv", "checkpoint.pt")
-#: statuses of a run that stopped before its end and may be continued from its checkpoint
-UNFINISHED = ("running", "interrupted")
-
+from optbench import run_folder as rf
 
 # --------------------------------------------------------------------------- skip_finished
-
-
-def read_summary(folder: Path) -> dict | None:
-    """A run folder's summary.json, or None when it is missing or unreadable."""
-    try:
-        summary = json.loads((Path(folder) / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
-def wanted_hash(run_cfg: DictConfig) -> str:
-    return config_hash(OmegaConf.to_container(run_cfg, resolve=True))
 
 
 def search_roots(run_cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> list[Path]:
@@ -51,42 +31,20 @@ def search_roots(run_cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = No
 
 def find_finished(run_cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> Path | None:
     """A completed run with this config's hash: the job's own folder first, then under the roots."""
+    from optbench.jobs import wanted_hash
+
     wanted = wanted_hash(run_cfg)
-    own = read_summary(run_dir)
-    if own and own.get("status") == "completed" and own.get("config_hash") == wanted:
+    own = rf.read_summary(run_dir)
+    if own and own.get("status") == rf.COMPLETED and own.get("config_hash") == wanted:
         return Path(run_dir)
     for root in search_roots(run_cfg, run_dir, sweep_dir):
         if not root.is_dir():
             continue
-        for summary_path in sorted(root.rglob("summary.json")):
-            summary = read_summary(summary_path.parent)
-            if summary and summary.get("status") == "completed" and summary.get("config_hash") == wanted:
+        for summary_path in sorted(root.rglob(rf.SUMMARY)):
+            summary = rf.read_summary(summary_path.parent)
+            if summary and summary.get("status") == rf.COMPLETED and summary.get("config_hash") == wanted:
                 return summary_path.parent
     return None
-
-
-def continuable(run_cfg: DictConfig, run_dir: Path) -> dict | None:
-    """The summary of an unfinished run of this config in ``run_dir`` that left a checkpoint, else None."""
-    from optbench.train.checkpoint import CHECKPOINT
-
-    own = read_summary(run_dir)
-    if (own and own.get("status") in UNFINISHED and own.get("config_hash") == wanted_hash(run_cfg)
-            and (Path(run_dir) / CHECKPOINT).exists()):
-        return own
-    return None
-
-
-def other_config_in(run_cfg: DictConfig, run_dir: Path) -> dict | None:
-    """The summary of a run of a *different* config that already occupies ``run_dir``, else None."""
-    own = read_summary(run_dir)
-    if own and own.get("config_hash") and own["config_hash"] != wanted_hash(run_cfg):
-        return own
-    return None
-
-
-def clear_run_files(run_dir: Path) -> None:
-    for name in RUN_FILES:
-        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- Optuna sweeps
@@ -106,7 +64,7 @@ class PrepareSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        OmegaConf.save(config, sweep_dir / rf.MULTIRUN_YAML)
         prime_now(config)
 
 

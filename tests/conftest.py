@@ -64,3 +64,5 @@ def mnist_root(tmp_path):
 
 
 sys.path.insert(0, str(REPO / "tests"))
+
+from slurm_cluster import slurm_cluster  # noqa: E402,F401  (session fixture: a real one-node SLURM cluster)

@@ -133,7 +133,7 @@ def test_signal_ends_run_as_interrupted(tmp_path, sig):
     run = _wait_for_rows(tmp_path, 300, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err
+    assert proc.returncode == 128 + sig and "Traceback" not in err  # 130 for SIGINT, 143 for SIGTERM
     summary = read_summary(run)
     assert summary["status"] == "interrupted" and 300 <= summary["steps"] < 20000
     assert (run / "checkpoint.pt").exists()
@@ -172,3 +172,62 @@ def test_fashion_mnist_sweep_writes_one_folder_per_job(tmp_path):
     for run in runs:
         epochs = read_csv(run / "epochs.csv")
         assert read_summary(run)["status"] == "completed" and 0.3 < float(epochs[-1]["test_acc"]) <= 1
+
+
+# ----------------------------------------------------------------------------- the front door
+
+
+def test_help_describes_optbench_and_lists_only_what_a_user_chooses(tmp_path):
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "compare neural-network optimizers" in text and "Examples:" in text and "optbench -m" in text
+    assert "schema" not in text and "per_dataset" not in text
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    groups = text.split("== Groups")[1].split("== Keys")[0]
+    for group in ("optimizer", "dataset", "experiment", "hpo", "hydra/launcher"):
+        for option in sorted(p.stem for p in (conf / group).glob("*.yaml")):
+            if option != "sparse_adam":  # refused: it needs sparse gradients
+                assert re.search(rf"\b{option}\b", groups), f"{group}={option} is not in --help"
+    assert not list(tmp_path.iterdir()), "--help wrote files"
+
+
+@pytest.mark.parametrize("columns", ["40", "200"])
+def test_epoch_lines_never_wrap_and_optbench_log_holds_the_runs_lines(tmp_path, columns):
+    run_dir = tmp_path / "run[1]"  # brackets: never read as markup
+    result = cli("optimizer.lr=0.01", f"hydra.run.dir='{run_dir}'", cwd=tmp_path, env={"COLUMNS": columns})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    epoch_lines = [line for line in lines if line.startswith("epoch:")]
+    assert len(epoch_lines) == 3
+    for line in epoch_lines:
+        assert re.fullmatch(r"epoch: \d, Train Loss: \d+\.\d{6}, Time: \d+\.\d\d s", line), line
+    closing = next(line for line in lines if line.startswith("completed in"))
+    assert closing.endswith(f"Results: {run_dir}/losses.csv, epochs.csv, summary.json"), closing
+    log = (run_dir / "optbench.log").read_text()
+    for line in epoch_lines + [closing] + [line for line in lines if line.startswith(("w:", "final train loss"))]:
+        assert f"] - {line}\n" in log, f"{line!r} is not in optbench.log:\n{log}"
+    assert "optbench linreg: 300 steps, batch 10" in log
+
+
+def test_quiet_run_still_logs_its_epoch_lines(tmp_path):
+    result = cli("quiet=true", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "epoch:" not in result.stdout
+    log = (tmp_path / "run" / "optbench.log").read_text()
+    assert log.count("epoch: ") == 3 and "completed in" in log and "final train loss" in log
+
+
+def test_a_refused_job_names_its_error_in_its_log(tmp_path):
+    result = cli("optimizer.lr=-1", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("optbench:") == 1  # once, not echoed by a log handler
+    assert "`optimizer.lr` must be > 0" in (tmp_path / "run" / "optbench.log").read_text()
+
+
+@pytest.mark.parametrize("args", [["optimizer=nope"], ["-m", "optimizer=nope,adam"], ["--cfg", "job", "optimizer=nope"]])
+def test_hydra_errors_exit_2_in_runs_sweeps_and_cfg(tmp_path, args):
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    message = " ".join(result.stderr.split())
+    assert message.startswith("optbench: Unknown optimizer 'nope'") and "Fix" in message and message.count("optbench:") == 1

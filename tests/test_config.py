@@ -129,3 +129,185 @@ def test_sparse_adam_is_refused_cleanly():
 
 def test_asgd_alpha_is_a_power_not_a_decay_rate():
     assert checked("optimizer=asgd", "optimizer.alpha=1.5").optimizer.alpha == 1.5
+
+
+# ----------------------------------------------------------------------------- every class of bad value
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["optimizer.lr=1e39"], ["optimizer.lr", "float32"]),
+        (["seed=99999999999999999999"], ["seed", "4294967295"]),
+        (["dataset.num_examples=0"], ["dataset.num_examples"]),
+        (["dataset.noise=nan"], ["dataset.noise", "finite"]),
+        (["dataset.true_w=[]"], ["dataset.true_w"]),
+        (["schedule.eta_min=-1"], ["schedule.eta_min"]),
+        (["schedule.t_max=-3"], ["schedule.t_max"]),
+        (["optimizer=lbfgs", "optimizer.history_size=-1"], ["optimizer.history_size"]),
+        (["optimizer=lbfgs", "optimizer.line_search_fn=garbage"], ["strong_wolfe"]),
+        (["optimizer=lbfgs", "optimizer.max_iter=0"], ["optimizer.max_iter"]),
+        (["optimizer=asgd", "optimizer.lambd=-5"], ["optimizer.lambd"]),
+        (["optimizer=asgd", "optimizer.alpha=-1"], ["optimizer.alpha"]),
+        (["optimizer=rprop", "optimizer.eta_minus=1.5"], ["optimizer.eta_minus"]),
+        (["optimizer=radam", "optimizer.beta2=1"], ["optimizer.beta2"]),
+        (["objective=test_acc"], ["objective", "test set"]),
+        (["objective=best_test_loss", "dataset=quadratic"], ["objective"]),
+        (["batch_size=1001"], ["batch_size", "dataset.num_examples"]),
+        (["quiet=1"], ["quiet", "true or false"]),
+        (["dataset.true_w=[[1]]"], ["dataset.true_w[0]"]),
+        (["compile=true", "schedule.kind=cosine"], ["compile"]),
+        (["epochs=99999999999999999999"], ["epochs"]),
+    ],
+)
+def test_every_class_of_bad_value_is_refused_before_training(overrides, words):
+    with pytest.raises(OptbenchError) as err:
+        checked(*overrides)
+    message = str(err.value)
+    assert "Fix" in message and "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["seed=4294967295"],
+        ["optimizer.eps=-0.0"],
+        ["batch_size=1000"],
+        ["dataset.true_w=[1]", "dataset.noise=0"],
+        ["epochs=9223372036854775807", "steps=5"],
+        ["log_every=9223372036854775807"],
+        ["schedule.kind=cosine", "schedule.t_max=5", "schedule.eta_min=0.001"],
+        ["schedule.kind=step", "schedule.step_size=9223372036854775807", "schedule.gamma=2"],
+        ["optimizer=lbfgs", "optimizer.line_search_fn=strong_wolfe", "optimizer.history_size=1", "batch_size=1000"],
+        ["optimizer=lbfgs", "optimizer.max_eval=1", "batch_size=1000"],
+        ["optimizer=asgd", "optimizer.lambd=0", "optimizer.t0=0"],
+        ["optimizer=rprop", "optimizer.step_size_min=0", "batch_size=1000"],
+        ["optimizer=nadam", "optimizer.momentum_decay=0"],
+        ["optimizer=adam", "optimizer.impl=builtin", "optimizer.beta1=0"],
+        ["dataset=quadratic", "dataset.x0=3e38"],
+        ["dataset=quadratic", "steps=null"],
+    ],
+)
+def test_every_edge_that_validation_accepts_runs(tmp_path, overrides):
+    from conftest import run_config
+
+    summary = run_config(tmp_path / "run", "epochs=1", *overrides) if not any(o.startswith("epochs=") for o in overrides) \
+        else run_config(tmp_path / "run", *overrides)
+    assert summary["status"] in ("completed", "diverged"), summary.get("error")
+    assert summary["steps"] >= 1
+
+
+def test_negative_zero_is_recorded_as_zero():
+    import math
+
+    eps = checked("optimizer.eps=-0.0").optimizer.eps
+    assert eps == 0.0 and math.copysign(1.0, eps) == 1.0  # one config hash for one run
+
+
+def test_builtin_values_are_checked_by_torch_itself(monkeypatch):
+    import optbench.config.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "limits", lambda name: {})  # only torch's own checks are left
+    monkeypatch.setattr(validate_module, "STRING_CHOICES", {})
+    with pytest.raises(OptbenchError, match=r"torch\.optim\.Adamax does not accept.*beta parameter.*Fix"):
+        checked("optimizer=adamax", "optimizer.beta1=1.5")
+    with pytest.raises(OptbenchError, match=r"torch\.optim\.LBFGS does not accept.*strong_wolfe"):
+        checked("optimizer=lbfgs", "optimizer.line_search_fn=garbage", "batch_size=1000")
+
+
+def test_test_set_datasets_are_the_problems_with_a_test_set():
+    from optbench.config.schema import DATASET_SCHEMAS, TEST_SET_DATASETS
+    from optbench.problems.images import ImageClassification
+    from optbench.problems.linreg import LinearRegression
+    from optbench.problems.quadratic import Quadratic
+
+    has_test_set = {"linreg": LinearRegression, "quadratic": Quadratic, "mnist": ImageClassification,
+                    "fashion_mnist": ImageClassification}
+    assert set(has_test_set) == set(DATASET_SCHEMAS)
+    assert sorted(TEST_SET_DATASETS) == sorted(n for n, cls in has_test_set.items() if cls.has_test_set)
+
+
+# ----------------------------------------------------------------------------- Hydra's errors (compat, front door)
+
+
+def test_hydra_reraises_its_errors_only_under_the_compat_shim(monkeypatch):
+    """compat.hydra_errors_raised relies on Hydra's run_and_report re-raising under HYDRA_FULL_ERROR."""
+    from hydra._internal.utils import run_and_report
+
+    from optbench import compat
+
+    def fail():
+        raise ValueError("boom")
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as stop:  # Hydra's own report: print, exit 1
+        run_and_report(fail)
+    assert stop.value.code == 1
+    with compat.hydra_errors_raised() as ours:
+        assert ours is True
+        with pytest.raises(ValueError, match="boom"):
+            run_and_report(fail)
+    assert "HYDRA_FULL_ERROR" not in __import__("os").environ
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # the user asked for Hydra's full traces: left alone
+    with compat.hydra_errors_raised() as ours:
+        assert ours is False
+
+
+def test_hydras_parsers_are_reachable():
+    from optbench import compat
+
+    args = compat.hydra_args_parser().parse_args(["-m", "--cfg", "job", "optimizer.lr=0.1,1"])
+    assert args.multirun and args.cfg == "job" and args.overrides == ["optimizer.lr=0.1,1"]
+    override = compat.hydra_overrides_parser().parse_override("+optimizer.foo=1,2")
+    assert override.key_or_group == "optimizer.foo" and override.is_add() and override.is_sweep_override()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["epoch=1"], None),  # Hydra itself reports it: the front door lets composition find it
+        (["~optimizer"], ["optimizer=<name>"]),
+        (["+dataset=mnist"], ["dataset=mnist"]),
+        (["schema/dataset=linreg"], ["schema"]),
+        (["dataset.name=quadratic"], ["dataset=quadratic"]),
+        (["a b=1"], ["key=value"]),
+        (["--cfg", "nope"], ["--cfg"]),
+    ],
+)
+def test_front_door_refuses_before_hydra(argv, words):
+    from optbench.config.front_door import check_command_line
+
+    if words is None:
+        assert check_command_line(argv).overrides == argv
+        return
+    with pytest.raises(OptbenchError) as err:
+        check_command_line(argv)
+    assert "Fix" in str(err.value) and all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_unknown_key_suggests_a_key_that_validation_accepts():
+    from hydra.errors import ConfigCompositionException
+
+    from optbench.config.front_door import explain
+
+    for argv, suggestion in ((["epoch=1"], "epochs=1"), (["dataset=quadratic", "x0=3"], "dataset.x0=3"),
+                             (["optimizer=adam", "optimizer.beta=0.5"], "optimizer.beta1=0.5")):
+        try:
+            compose_config(*argv)
+        except ConfigCompositionException as err:
+            message = str(explain(err, argv))
+        assert f"did you mean `{suggestion}`" in message and "+" not in message.split("Fix:")[1], message
+        key = suggestion.split("=")[0]
+        checked(*argv[:-1], suggestion)  # the suggestion is valid
+        assert key
+
+
+def test_a_bug_inside_optbench_keeps_its_traceback():
+    from optbench.config.front_door import explain
+    from optbench.optim.registry import limits
+
+    with pytest.raises(KeyError) as err:
+        limits("no-such-optimizer")
+    assert explain(err.value, []) is None

@@ -188,3 +188,60 @@ def test_summary_written_by_json_with_nan_is_read(tmp_path, capsys):
     (tmp_path / "r/summary.json").write_text(json.dumps(summary))  # NaN, as the recorder may write
     status, _, _ = run_main(capsys, tmp_path / "r", "--table", "--out", tmp_path / "o")
     assert status == 0
+
+
+# --------------------------------------------------------------------------- never overwrite unless asked
+
+
+def test_an_existing_figure_or_table_is_refused_unless_forced(sweep, tmp_path, capsys):
+    out = tmp_path / "o"
+    status, first, _ = run_main(capsys, sweep, "--table", "--out", out)
+    assert status == 0
+    figure, table = (Path(line) for line in first.strip().splitlines()[-2:])
+    before = {figure: figure.read_bytes(), table: table.read_bytes()}
+    status, stdout, err = run_main(capsys, sweep, "--table", "--out", out)
+    assert status == 2 and stdout == ""
+    assert "already exist" in err and "--force" in err and str(figure) in err and str(table) in err
+    assert {p: p.read_bytes() for p in before} == before
+    status, again, _ = run_main(capsys, sweep, "--table", "--out", out, "--force")
+    assert status == 0 and str(figure) in again
+    status, _, err = run_main(capsys, sweep, "--table", "--out", out, "--overwrite")
+    assert status == 0, err
+
+
+def test_only_the_existing_table_is_enough_to_refuse_before_anything_is_written(sweep, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "10-00-00-000000_summary.csv").write_text("mine\n")
+    status, _, err = run_main(capsys, sweep, "--table", "--out", out)
+    assert status == 2 and "10-00-00-000000_summary.csv already exists" in err
+    assert sorted(p.name for p in out.iterdir()) == ["10-00-00-000000_summary.csv"]  # no figure drawn either
+
+
+def test_two_sweeps_of_one_day_never_share_a_table(tmp_path, capsys):
+    day = tmp_path / "multirun/2024-06-01"
+    written = []
+    for time in ("10-00-00-000000", "11-00-00-000000"):
+        write_multirun(day / time, [{"config": make_config(seed=s)} for s in range(2)])
+        status, out, err = run_main(capsys, day / time, "--table")
+        assert status == 0, err
+        written += out.strip().splitlines()[-2:]
+    assert len(set(written)) == 4
+    assert {Path(p).name for p in written if p.endswith(".csv")} == {"10-00-00-000000_summary.csv",
+                                                                     "11-00-00-000000_summary.csv"}
+    assert all(Path(p).parent == day / "figures" for p in written)
+
+
+def test_ewa_refuses_to_overwrite(tmp_path, capsys):
+    assert run_main(capsys, "ewa", "--out", tmp_path)[0] == 0
+    status, _, err = run_main(capsys, "ewa", "--out", tmp_path)
+    assert status == 2 and "--force" in err
+    assert run_main(capsys, "ewa", "--out", tmp_path, "--force")[0] == 0
+
+
+@pytest.mark.parametrize("argv, words", [(["--title", "$\\frac{$"], "--title '$\\\\frac{$' is not valid mathtext"),
+                                         (["--label", "a", "$x^$"], "--label '$x^$' is not valid mathtext"),
+                                         (["--name", "../x"], "--name '../x' is not a file name stem")])
+def test_bad_title_label_or_name_is_one_line_error_and_writes_nothing(sweep, tmp_path, capsys, argv, words):
+    assert_one_line_error(*run_main(capsys, sweep, "--out", tmp_path / "o", *argv), words)
+    assert not (tmp_path / "o").exists()

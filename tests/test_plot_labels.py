@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from run_folders import make_config
 
 from optbench.plot.labels import format_value, make_labels, with_mark
@@ -89,8 +90,8 @@ def test_format_and_marks():
 def test_a_gamma_sweep_is_labelled_as_the_alpha_sweep_it_is(tmp_path):
     from run_folders import write_multirun
 
-    from optbench.plot.figures import curve_labels
     from optbench.plot.aggregate import group_runs
+    from optbench.plot.figures import curve_labels
     from optbench.plot.runs import find_runs, load_runs
 
     jobs = [{"config": make_config(**{"optimizer.gamma": g}), "overrides": [f"optimizer.gamma={g}", "batch_size=64"]}
@@ -110,7 +111,6 @@ def test_alias_overrides_order_labels_by_their_canonical_key():
 
 
 def test_the_torch_free_alias_table_is_the_registrys():
-    pytest = __import__("pytest")
     pytest.importorskip("torch")
     from optbench.optim.registry import OPTIMIZERS
     from optbench.optimizer_aliases import OPTIMIZER_ALIASES

@@ -55,7 +55,8 @@ def plot_table(*paths: Path, cwd: Path) -> tuple[subprocess.CompletedProcess, li
     out = cwd / "plots"
     result = subprocess.run(["optbench-plot", *map(str, paths), "--table", "--out", str(out)],
                             cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"})
-    rows = read_csv(out / "summary.csv") if (out / "summary.csv").exists() else []
+    tables = sorted(out.glob("*_summary.csv"))
+    rows = read_csv(tables[0]) if tables else []
     return result, rows
 
 
@@ -86,30 +87,31 @@ def test_presets_compose_from_the_installed_package():
     assert hpo.hydra.sweeper.storage == "sqlite:///multirun/hpo/rmsprop_linreg_final_train_loss/optuna.db"
 
 
-def test_slurm_preset_writes_the_sbatch_flags_of_the_readme_example(tmp_path):
-    """The real launcher up to ``sbatch``, which a fake on PATH records instead of submitting."""
+@pytest.mark.slow
+@pytest.mark.parametrize("minutes, signal_at", [(1, 15), (120, 120)])
+def test_slurm_preset_writes_the_sbatch_flags_of_the_readme_example(slurm_cluster, tmp_path, minutes, signal_at):
+    """The README's SLURM example on a real one-node cluster (tests/slurm_cluster.py): the #SBATCH lines it
+    submits, and a signal delay that fits the time limit (never longer than it)."""
     need("hydra_plugins.hydra_submitit_launcher", "slurm")
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (fake / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "sbatch: error: fake" >&2\nexit 1\n')
-    for tool in fake.iterdir():
-        tool.chmod(0o755)
     sweep = tmp_path / "shared" / "sweep"
-    result = cli("-m", "hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launcher.timeout_min=30",
-                 "hydra.launcher.cpus_per_task=2", "threads=2", f"hydra.sweep.dir={sweep}", *QUAD,
-                 "optimizer.lr=0.1,0.2", cwd=tmp_path, env={"PATH": f"{fake}:{os.environ['PATH']}"})
-    assert result.returncode != 0  # the fake sbatch refuses; the script it was given is what matters
-    script = (tmp_path / "job.sh").read_text()
-    for flag in ("--partition=cpu", "--time=30", "--cpus-per-task=2", "--mem=8GB", "--array=0-1%2",
-                 f"--output={sweep}/.submitit/%A_%a/%A_%a_0_log.out"):
-        assert f"#SBATCH {flag}" in script, flag
+    result = cli("-m", "hydra/launcher=slurm", f"hydra.launcher.partition={slurm_cluster.partition}",
+                 f"hydra.launcher.timeout_min={minutes}", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
+                 "threads=1", f"hydra.sweep.dir={sweep}", *QUAD, "optimizer.lr=0.1,0.2", cwd=tmp_path,
+                 env=slurm_cluster.env)
+    assert result.returncode == 0, result.stderr
+    (script,) = (sweep / ".submitit").glob("*/*_submission.sh")
+    lines = script.read_text().splitlines()
+    for flag in (f"--partition={slurm_cluster.partition}", f"--time={minutes}", "--cpus-per-task=1", "--mem=2GB",
+                 "--array=0-1%2", f"--signal=USR2@{signal_at}", f"--output={sweep}/.submitit/%A_%a/%A_%a_0_log.out"):
+        assert f"#SBATCH {flag}" in lines, flag
+    assert signal_at < minutes * 60
+    assert statuses(sweep) == {"0": "completed", "1": "completed"}
 
 
 def test_config_hash_leaves_out_output_paths_and_launcher_settings():
     base = validate(compose_config(*QUAD))
     moved = validate(compose_config(*QUAD, "quiet=false", "skip_finished=true", "results_root=/elsewhere",
-                                    "checkpoint_every=7", "++objective=test_acc", "hydra.sweep.dir=/x",
+                                    "checkpoint_every=7", "hydra.sweep.dir=/x",
                                     "hydra/launcher=parallel"))
     changed = validate(compose_config(*QUAD, "optimizer.lr=0.3"))
     digest = [config_hash(dict(c)) for c in (base, moved, changed)]
@@ -263,13 +265,16 @@ def test_skip_finished_reuses_runs_under_results_root_and_never_overwrites_anoth
     assert read_summary(tmp_path / "new" / "1")["status"] == "completed"
 
     # the same sweep dir with other values: job 0 would be another config, so nothing is overwritten
-    before = (tmp_path / "old" / "0" / "summary.json").read_text()
+    from optbench.run_folder import snapshot
+
+    before = snapshot(tmp_path / "old")
     changed = cli("-m", *QUAD, "steps=50", "optimizer.lr=0.3,0.1", "hydra.sweep.dir=old", "skip_finished=true",
                   cwd=tmp_path)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     message = " ".join(changed.stderr.split())
-    assert "another config" in message and "results_root=" in message
-    assert (tmp_path / "old" / "0" / "summary.json").read_text() == before
+    assert "already holds a run" in message and "results_root=" in message and "2 job(s)" in message
+    after = snapshot(tmp_path / "old")
+    assert {name: after[name] for name in before} == before  # not a byte of the earlier sweep changed
 
 
 # --------------------------------------------------------------------------- checkpoints, SIGKILL

@@ -47,6 +47,8 @@ DATASET_SCHEMAS: dict[str, type] = {
     "fashion_mnist": ImageDatasetConfig,
     "quadratic": QuadraticConfig,
 }
+#: the datasets whose problem has a test set (``Problem.has_test_set``): test_loss, test_acc
+TEST_SET_DATASETS = ("mnist", "fashion_mnist")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 from torch import optim
 
+from optbench.optimizer_aliases import OPTIMIZER_ALIASES, resolve_optimizer_aliases
 from optbench.errors import OptbenchError
 from optbench.optim.adadelta import Adadelta
 from optbench.optim.adagrad import Adagrad
@@ -53,14 +54,14 @@ _BETAS = {"beta1": (float, "betas.0"), "beta2": (float, "betas.1")}
 _TABLE: dict[str, tuple] = {
     "sgd": (SGD, optim.SGD, {"lr": (float, "lr")}, {}, {}),
     "momentum": (Momentum, optim.SGD, {"lr": (float, "lr"), "momentum": (float, "momentum")}, {},
-                 {"gamma": "momentum"}),
+                 OPTIMIZER_ALIASES["momentum"]),
     "adagrad": (Adagrad, optim.Adagrad, {"lr": (float, "lr"), "eps": (float, "eps")},
                 {"lr_decay": 0.0, "initial_accumulator_value": 0.0}, {}),
     "rmsprop": (RMSprop, optim.RMSprop,
                 {"lr": (float, "lr"), "alpha": (float, "alpha"), "eps": (float, "eps"),
                  "momentum": (float, "momentum"), "centered": (bool, "centered"),
                  "weight_decay": (float, "weight_decay")}, {},
-                {"gamma": "alpha", "rho": "alpha"}),
+                OPTIMIZER_ALIASES["rmsprop"]),
     "adam": (Adam, optim.Adam, {"lr": (float, "lr"), **_BETAS, "eps": (float, "eps"),
                                 "weight_decay": (float, "weight_decay")}, {}, {}),
     "adadelta": (Adadelta, optim.Adadelta,
@@ -187,20 +188,8 @@ def _get(name: str) -> OptimizerSpec:
 
 def resolve_aliases(name: str, hparams: dict) -> dict:
     """``hparams`` with each set alias moved onto its canonical key; alias keys removed."""
-    spec = _get(name)
-    out = {k: v for k, v in hparams.items() if k not in spec.aliases}
-    chosen: dict[str, str] = {}
-    for alias, canonical in spec.aliases.items():
-        value = hparams.get(alias)
-        if value is None:
-            continue
-        if canonical in chosen and out[canonical] != value:
-            raise OptbenchError(
-                f"optimizer.{chosen[canonical]}={out[canonical]} and optimizer.{alias}={value} are both "
-                f"names for {name}'s `{canonical}` but disagree. Fix: set only one of them (or `{canonical}`)."
-            )
-        out[canonical], chosen[canonical] = value, alias
-    return out
+    _get(name)
+    return resolve_optimizer_aliases(name, hparams)
 
 
 def hyperparameters(cfg_node: Mapping) -> dict:

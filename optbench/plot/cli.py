@@ -181,7 +181,8 @@ def refuse_existing(paths: Sequence[Path], force: bool) -> None:
         shown = ", ".join(str(path) for path in existing)
         raise PlotError(
             f"{shown} already exist{'s' if len(existing) == 1 else ''}, and optbench-plot never overwrites a "
-            "figure or table unless asked. Fix: pass --force to replace it, or choose another --out or --name."
+            f"figure or table unless asked. Fix: pass --force to replace {'it' if len(existing) == 1 else 'them'}, "
+            "or choose another --out or --name."
         )
 
 
@@ -201,7 +202,7 @@ def _publish(tmp: Path, path: Path, force: bool) -> None:
         return
     finally:
         if not force:
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
 
 
 def save(fig, path: Path, force: bool = False) -> Path:
@@ -220,10 +221,20 @@ def save(fig, path: Path, force: bool = False) -> Path:
                             "the run whose values cause it.") from None
         _publish(tmp, path, force)
     except OSError as err:
+        if os.path.exists(path.parent) and not os.path.isdir(path.parent):
+            raise PlotError(f"cannot write {path}: {path.parent} is a file, not a folder. "
+                            "Fix: choose a folder with --out.") from None
         raise PlotError(f"cannot write {path} ({err.strerror or err}). Fix: choose a writable folder with --out.") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
     return path
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # its folder is not there (or not a folder): nothing was left behind
+        pass
 
 
 def table_width() -> int:

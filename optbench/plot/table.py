@@ -96,7 +96,7 @@ def short_run_names(names: Sequence[str]) -> tuple[str, list[str]]:
         short = [os.path.relpath(name, common) for name in absolute]
     try:
         shown = os.path.relpath(common)
-        common = shown if not shown.startswith("..") else common
+        common = "" if shown == "." else shown if not shown.startswith("..") else common
     except ValueError:
         pass
     return common, short
@@ -128,7 +128,8 @@ def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
     """
     common, names = short_run_names([str(row["run"]) for row in rows])
     title = "runs" + (f" in {common}" if common else "") + (f", target loss {target:g}" if target is not None else "")
-    table = Table(title=Text(title, overflow="fold"), box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=Text(title, overflow="fold"), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  collapse_padding=True)
     columns: list[tuple[str, list[str], dict]] = [
         ("run", list(names), {"overflow": "fold", "min_width": 3}),
         ("label", [str(row.get("label") or "") for row in rows], {"overflow": "fold", "min_width": 12}),

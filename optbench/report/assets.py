@@ -39,6 +39,8 @@ table.sortable th[aria-sort="descending"]::after { content: " \\2193"; color: va
 .s-interrupted, .s-running, .s-incomplete, .s-unknown, .s-skipped { background: #fdf1d6; color: #8a5a00; }
 .controls { display: flex; gap: 16px; align-items: center; margin: 4px 0; font-size: 13px; }
 .figure svg.fig { width: 100%; max-width: 1100px; height: auto; display: block; }
+.figure.small svg.fig { max-width: 780px; }
+table.results td:first-child, table.failures td:nth-child(2) { min-width: 240px; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 pre { background: var(--alt); padding: 6px 8px; border-radius: 4px; white-space: pre-wrap; margin: 4px 0; }
 details summary { cursor: pointer; color: var(--accent); }
@@ -63,6 +65,14 @@ JS = r"""
     if (holder.getAttribute("data-variant") === name) { return true; }
     var template = block.querySelector('template[data-variant="' + name + '"]');
     if (!template) { return false; }
+    var current = holder.getAttribute("data-variant");
+    if (!block.querySelector('template[data-variant="' + current + '"]')) {
+      // the variant shown at load has no template yet: keep it in one, so it can come back
+      var keep = document.createElement("template");
+      keep.setAttribute("data-variant", current);
+      while (holder.firstChild) { keep.content.appendChild(holder.firstChild); }
+      block.appendChild(keep);
+    }
     holder.replaceChildren(template.content.cloneNode(true));
     holder.setAttribute("data-variant", name);
     return true;

@@ -213,7 +213,7 @@ def overview(problems: Sequence[Problem], runs: Sequence[Run], failures: Sequenc
         rows.append([td(problem.name), num_cell(len(problem.runs)), td(", ".join(names)),
                      td(", ".join(problem_seeds)), td(Y_LABELS.get(problem.y, problem.y)), td(target)])
     out.append("<h3>Problems</h3>")
-    out.append(table([("problem", False), ("runs", True), ("optimizers", False), ("seeds", False),
+    out.append(table([("problem", False), ("runs", True), ("optimizers", False), ("seed values", False),
                       ("curve and target measure", False), ("target", False)], rows))
     out.append("<h3>Statuses</h3>")
     out.append(table([("status", False), ("runs", True)],
@@ -236,7 +236,8 @@ def overview(problems: Sequence[Problem], runs: Sequence[Run], failures: Sequenc
     return "\n".join(out)
 
 
-def curve_figure(runs: Sequence[Run], x: str, y: str, log: bool, title: str, ident: str) -> str:
+def curve_figure(runs: Sequence[Run], x: str, y: str, log: bool, title: str, ident: str,
+                 smooth: int | None = None) -> str:
     choice = AxesChoice(x=x, y=y, log=log, title=title)
     kept = usable_runs(runs, y, log)
     groups = group_runs(kept)
@@ -244,11 +245,12 @@ def curve_figure(runs: Sequence[Run], x: str, y: str, log: bool, title: str, ide
     fig = Figure(figsize=(10.5, 4.6), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     for index, (group, name) in enumerate(zip(groups, names)):
-        draw_group(ax, group, name, color(index), choice, None)
+        draw_group(ax, group, name, color(index), choice, smooth)
     if log:
         ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel(X_LABELS[x])
-    ax.set_ylabel(Y_LABELS[y] if not (y == "loss" and all(r.dataset == "quadratic" for r in kept)) else "loss f(x)")
+    ylabel = Y_LABELS[y] if not (y == "loss" and all(r.dataset == "quadratic" for r in kept)) else "loss f(x)"
+    ax.set_ylabel(ylabel + (f", trailing mean of {smooth} points" if smooth and smooth > 1 else ""))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small" if len(groups) > 8 else "medium",
               title=legend_title(groups), title_fontsize="small", frameon=False)
@@ -260,6 +262,8 @@ def curves(problems: Sequence[Problem]) -> str:
     out = ['<p class=note>One curve per configuration; runs that differ only in seed are drawn as their median '
            'with a band (interquartile range from 4 seeds, min-max below; on a log axis computed on log y). '
            'A diverged run ends with an &#x2715;, an incomplete or interrupted one with an open circle. '
+           f'Minibatch losses are drawn as a trailing mean of {NOISY_SMOOTH} logged points (of log y on a log axis), '
+           'as optbench-plot --smooth draws them. '
            'Switch the x axis and the y scale above each figure.</p>']
     for problem in problems:
         default_x = "step" if problem.name == "quadratic" else "epoch"
@@ -275,7 +279,7 @@ def curves(problems: Sequence[Problem]) -> str:
                 name = f"{x}-{'log' if log else 'linear'}"
                 try:
                     svg = curve_figure(problem.runs, x, problem.y, log,
-                                       f"{problem.name}: {Y_LABELS[problem.y]}", f"{ident}-{name}")
+                                       f"{problem.name}: {Y_LABELS[problem.y]}", f"{ident}-{name}", problem.smooth)
                 except PlotError as err:
                     svg = f"<p class=note>Nothing to draw on this axis: {esc(err)}</p>"
                 if x == default_x and log:
@@ -376,7 +380,14 @@ def sensitivity(problems: Sequence[Problem]) -> str:
             ax.set_xscale("log" if _spans_decades(xs) else "linear")
             ax.relim()
             ax.autoscale_view()
-            out.append(f'<h3>{esc(problem.name)}: {esc(key)}</h3><div class="figure">'
+            legend = ax.get_legend()
+            if legend is not None:
+                heading = legend.get_title().get_text() or None
+                handles, names = ax.get_legend_handles_labels()
+                legend.remove()
+                fig.legend(handles, names, loc="outside lower center", frameon=False,
+                           ncol=2 if len(names) > 3 else 1, title=heading, title_fontsize="small", fontsize="small")
+            out.append(f'<h3>{esc(problem.name)}: {esc(key)}</h3><div class="figure small">'
                        f'{figure_svg(fig, f"sens-{problem.slug}-{slug(key)}")}</div>'
                        + "".join(f"<p class=note>{esc(r)}.</p>" for r in remarks))
             drawn += 1

@@ -83,11 +83,11 @@ def parse_targets(items: Sequence[str]) -> dict[str | None, float]:
 
 def check_out(out: Path, force: bool) -> Path:
     """Refuse an --out that would overwrite something (unless --force) or cannot be an HTML file."""
+    if os.path.isdir(out):
+        raise PlotError(f"--out {out} is a folder. Fix: name a file inside it, e.g. --out {out / 'report.html'}.")
     if out.suffix.lower() not in (".html", ".htm"):
         raise PlotError(f"--out {out}: the report is an HTML file, so its name must end in .html. "
                         f"Fix: e.g. --out {out.with_suffix('.html').name}.")
-    if os.path.isdir(out):
-        raise PlotError(f"--out {out} is a folder. Fix: name a file inside it, e.g. --out {out / 'report.html'}.")
     if os.path.lexists(out) and not force:
         raise PlotError(f"--out {out} already exists and is left as it is. Fix: pass --force to replace it, "
                         "or choose another --out.")
@@ -120,14 +120,20 @@ def run(argv: Sequence[str]) -> int:
     from optbench.plot.runs import find_runs, load_runs_and_failures
     from optbench.report.build import render
 
-    found = find_runs(args.paths)
-    runs, failures = load_runs_and_failures(found.runs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlotWarning)
+        found = find_runs(args.paths)
+        runs, failures = load_runs_and_failures(found.runs)
+    loading = [str(item.message) for item in caught if issubclass(item.category, PlotWarning)]
+    for note in loading:
+        warnings.warn(note, PlotWarning, stacklevel=1)
     present = sorted({run.dataset for run in runs})
     unknown = [name for name in targets if name is not None and name not in present]
     if unknown:
         raise PlotError(f"--target {unknown[0]}=...: no run here is on the problem {unknown[0]!r} "
                         f"(the problems here: {', '.join(present)}). Fix: name one of those, or give a bare --target LOSS.")
-    page, notes = render(runs, failures, inputs=[str(p) for p in args.paths], targets=targets, title=args.title)
+    page, notes = render(runs, failures, inputs=[str(p) for p in args.paths], targets=targets, title=args.title,
+                         notes=loading)
     for note in notes:
         warnings.warn(note, PlotWarning, stacklevel=1)
     write(out, page)

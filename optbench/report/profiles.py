@@ -78,7 +78,7 @@ def build(costs: Mapping[tuple[str, str], Mapping[str, float]], solvers: Sequenc
                 values.append(max(cost, floor) / max(best, floor))
         ratios[solver] = np.array(values, dtype=float)
     finite = [r for v in ratios.values() for r in v if math.isfinite(r)]
-    tau_max = max([TAU_MAX_MIN] + [2.0 ** math.ceil(math.log2(max(r, 1.0)) + 0.1) for r in finite])
+    tau_max = max([TAU_MAX_MIN] + [2.0 ** math.ceil(math.log2(max(r, 1.0)) - 1e-12) for r in finite])
     profile = Profile(measure=measure, solvers=list(solvers), cases=cases, unsolved=unsolved, ratios=ratios,
                       tau_max=tau_max)
     profile.scores = {solver: score(ratios[solver], tau_max) for solver in solvers}
@@ -89,7 +89,8 @@ def profile_figure(profiles: Sequence[Profile], colors: Mapping[str, str]):
     """One panel per profile: rho(tau) as a step function on a log2 tau axis."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    rows = math.ceil(max((len(p.solvers) for p in profiles), default=1) / 2)
+    fig = Figure(figsize=(11, 4.0 + 0.22 * rows), layout="constrained")
     for index, profile in enumerate(profiles):
         ax = fig.add_subplot(1, len(profiles), index + 1)
         for solver in profile.solvers:
@@ -105,5 +106,6 @@ def profile_figure(profiles: Sequence[Profile], colors: Mapping[str, str]):
         ax.set_ylabel("fraction of cases reaching the target")
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{profile.measure}: {len(profile.cases)} case(s)")
-        ax.legend(loc="lower right", fontsize="small", title="solver (score)", title_fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize="small", frameon=False,
+                  title="solver (score)", title_fontsize="small")
     return fig

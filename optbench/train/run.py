@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -21,39 +20,15 @@ from optbench.config.hashing import config_hash
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
 from optbench.problems import make_problem
-from optbench.train.checkpoint import CHECKPOINT, load_checkpoint, restore, save_checkpoint
+from optbench import stop_signal
+from optbench.run_folder import CHECKPOINT, FAILED, INTERRUPTED, SUMMARY, write_json_atomic
+from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.clipping import make_clipper
 from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
-from optbench.train.recorder import RunRecorder, write_json_atomic
+from optbench.train.recorder import RunRecorder
 from optbench.train.schedules import make_scheduler
 from optbench.train.trainer import LoopState, Outcome, Trainer, planned_steps
-
-
-class StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop stops at the next step with status ``interrupted``."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> StopSignal:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (some launchers): no handler
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def __call__(self) -> bool:
-        return self.received is not None
 
 
 def _now() -> str:
@@ -92,9 +67,9 @@ def base_summary(cfg: DictConfig, overrides: list[str]) -> dict:
 def write_failure(run_dir: Path, cfg: DictConfig | None, overrides: list[str], message: str) -> None:
     """A run that could not start still leaves a summary.json that says why."""
     summary = base_summary(cfg, overrides) if cfg is not None else {"overrides": list(overrides), "status": "running"}
-    summary.update(status="failed", error=message, finished_at=_now())
+    summary.update(status=FAILED, error=message, finished_at=_now())
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(run_dir) / "summary.json", summary)
+    write_json_atomic(Path(run_dir) / SUMMARY, summary)
 
 
 def prepare(cfg: DictConfig, device: torch.device):
@@ -131,15 +106,20 @@ def _dynamo_stays_unimported():
             delattr(fn, "__dynamo_disable")
 
 
-def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: RunConsole | None = None) -> dict:
-    """Train one run into ``run_dir``; return its summary. Raises OptbenchError on bad input."""
+def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: RunConsole | None = None,
+            resume: dict | None = None) -> dict:
+    """Train one run into ``run_dir``; return its summary. Raises OptbenchError on bad input.
+
+    ``resume`` is a checkpoint payload already loaded and checked against this run
+    (``optbench.jobs`` does that before any file changes); nothing in the folder
+    changes until its states have been restored into the fresh model and optimizer.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     console = console or RunConsole(quiet=cfg.quiet)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    resume = _resume_payload(cfg, run_dir)
     problem, model, optimizer = prepare(cfg, device)
     spec = OPTIMIZERS[cfg.optimizer.name]
     total_steps = planned_steps(problem.steps_per_epoch(cfg.batch_size), cfg.epochs, cfg.steps)
@@ -150,19 +130,23 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
     summary.update(device=str(device), threads=torch.get_num_threads())
     if resume:
         summary.update(resumed_from_step=state.step)
-    recorder = RunRecorder(run_dir, problem.step_column_names, summary, resume=resume)
+    try:
+        recorder = RunRecorder(run_dir, problem.step_column_names, summary, resume=resume)
+    except OSError as err:
+        raise _write_error(run_dir, err, summary) from None
 
     def checkpoint(loop_state: LoopState) -> None:
-        save_checkpoint(run_dir, model, optimizer, scheduler, loop_state, recorder.losses.rows, recorder.epochs.rows)
+        save_checkpoint(run_dir, model, optimizer, scheduler, loop_state, recorder.losses.rows, recorder.epochs.rows,
+                        config_hash=summary["config_hash"], optimizer_name=cfg.optimizer.name)
 
-    clipper = make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold)
-    step_fn, compile_time = None, None
-    if cfg.compile:
-        from optbench.train.compiled import compile_step
+    try:
+        clipper = make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold)
+        step_fn, compile_time = None, None
+        if cfg.compile:
+            from optbench.train.compiled import compile_step
 
-        step_fn, compile_time = compile_step(problem, model, optimizer, clipper, spec,
-                                             batch_size=cfg.batch_size, scheduler=scheduler)
-    with StopSignal() as stop:
+            step_fn, compile_time = compile_step(problem, model, optimizer, clipper, spec,
+                                                 batch_size=cfg.batch_size, scheduler=scheduler)
         trainer = Trainer(
             problem, model, optimizer,
             scheduler=scheduler,
@@ -170,50 +154,62 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
             needs_closure=spec.needs_closure,
             recorder=recorder, console=console,
             seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
-            log_every=cfg.log_every, should_stop=stop,
+            log_every=cfg.log_every, should_stop=stop_signal.should_stop,
             on_checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
             step_fn=step_fn,
         )
+        stop_signal.training_began()
         try:
             outcome, state = trainer.run(state)
-        except KeyboardInterrupt:
-            outcome = None
         finally:
+            stop_signal.training_ended()
             console.stop()
-        if outcome is None or outcome.status == "interrupted":
-            outcome = Outcome("interrupted")
+        if outcome.status == INTERRUPTED:
             checkpoint(state)
-
-    summary.update(
-        status=outcome.status,
-        diverged_at_step=outcome.diverged_at_step,
-        steps=state.step,
-        epochs_completed=round(state.epoch + state.batch_in_epoch / trainer.steps_per_epoch, 6),
-        final=_final(state),
-        best=_best(state),
-        train_time_s=round(state.wall_time_s, 6),
-        total_time_s=round(time.perf_counter() - started, 6),
-        compile_time_s=compile_time,
-        report=problem.report(model),
-        finished_at=_now(),
-    )
-    recorder.write_summary()
+        summary.update(
+            status=outcome.status,
+            diverged_at_step=outcome.diverged_at_step,
+            steps=state.step,
+            epochs_completed=round(state.epoch + state.batch_in_epoch / trainer.steps_per_epoch, 6),
+            final=_final(state),
+            best=_best(state),
+            train_time_s=round(state.wall_time_s, 6),
+            total_time_s=round(time.perf_counter() - started, 6),
+            compile_time_s=compile_time,
+            report=problem.report(model),
+            finished_at=_now(),
+        )
+        if outcome.status == INTERRUPTED and stop_signal.received() is not None:
+            summary["error"] = f"stopped by {stop_signal.signal_name(stop_signal.received())}"
+        recorder.write_summary()
+    except OSError as err:
+        recorder.close()
+        raise _write_error(run_dir, err, summary) from None
     recorder.close()
-    if outcome.status == "completed":
+    if outcome.status != INTERRUPTED:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     console.finish(summary, str(run_dir))
     return summary
 
 
-def _resume_payload(cfg: DictConfig, run_dir: Path) -> dict | None:
-    if not cfg.resume:
-        return None
-    if not (Path(cfg.resume) / CHECKPOINT).exists():
-        raise OptbenchError(
-            f"resume={cfg.resume} has no {CHECKPOINT}: only runs stopped by SIGINT/SIGTERM or saved with "
-            "checkpoint_every=N can be resumed. Fix: point resume= at such a run folder, or start a new run."
-        )
-    return load_checkpoint(Path(cfg.resume))
+class WriteError(OptbenchError):
+    """The OS refused to write the run folder (disk full, read-only, permission denied)."""
+
+    exit_code = 1
+
+
+def _write_error(run_dir: Path, err: OSError, summary: dict) -> WriteError:
+    """The one-paragraph message for an OS error while writing; the summary says ``failed`` if it still can."""
+    where = err.filename or run_dir
+    message = (f"could not write the run folder {run_dir}: {err.strerror or err} ({where}). The CSVs end on their "
+               "last whole row. Fix: free space or make the folder writable, or send the run elsewhere with "
+               "hydra.run.dir=<folder> (hydra.sweep.dir=<folder> for a sweep).")
+    summary.update(status=FAILED, error=message, finished_at=_now())
+    try:
+        write_json_atomic(run_dir / SUMMARY, summary)
+    except OSError:
+        pass
+    return WriteError(message)
 
 
 def _final(state: LoopState) -> dict:

@@ -110,6 +110,8 @@ class Trainer:
         self.should_stop, self.on_checkpoint, self.checkpoint_every = should_stop, on_checkpoint, checkpoint_every
         self.params = optimized_params(optimizer)
         self.step_fn = step_fn or self.eager_step
+        #: (loss, step, batch_in_epoch, examples_seen, lr) of the steps since the last log point
+        self._unlogged: list[tuple] = []
 
     def eager_step(self, batch) -> torch.Tensor:
         """One update; returns the minibatch loss computed before it (detached)."""
@@ -133,18 +135,29 @@ class Trainer:
                 next(batches)
             for batch in batches:
                 if self.should_stop():
+                    outcome = self._first_nonfinite(state) or Outcome("interrupted")
                     state.epoch_loss_sum = float(epoch_sum)
-                    return Outcome("interrupted"), state
+                    return outcome, state
                 outcome = self._one_step(state, batch, epoch_sum)
                 if outcome is not None:
                     state.epoch_loss_sum = float(epoch_sum)
                     self._end_epoch(state, partial=True)
                     return outcome, state
                 if self.checkpoint_every and state.step % self.checkpoint_every == 0 and self.on_checkpoint:
+                    outcome = self._first_nonfinite(state)
+                    if outcome is not None:
+                        state.epoch_loss_sum = float(epoch_sum)
+                        self._end_epoch(state, partial=True)
+                        return outcome, state
                     state.epoch_loss_sum = float(epoch_sum)
                     self.on_checkpoint(state)
                 if state.step >= self.total_steps:
                     break
+            outcome = self._first_nonfinite(state)
+            if outcome is not None:
+                state.epoch_loss_sum = float(epoch_sum)
+                self._end_epoch(state, partial=True)
+                return outcome, state
             state.epoch_loss_sum = float(epoch_sum)
             finished = state.batch_in_epoch >= self.steps_per_epoch
             self._end_epoch(state, partial=not finished)
@@ -166,33 +179,55 @@ class Trainer:
         state.step += 1
         state.batch_in_epoch += 1
         state.examples_seen += int(batch[0].shape[0]) if batch[0].dim() else 1
-        if logged:
-            value = float(loss)
-            row = {
-                "step": step,
-                "epoch": state.epoch + state.batch_in_epoch / self.steps_per_epoch,
-                "examples_seen": state.examples_seen,
-                "loss": value,
-                "lr": lr,
-                **before,
-                **self.problem.step_columns(self.model),
-            }
-            elapsed = time.perf_counter() - started
-            state.epoch_time_s += elapsed
-            state.wall_time_s += elapsed
-            row["wall_time_s"] = round(state.wall_time_s, 6)
-            self.recorder.log_step(row)
-            self.console.advance(state.step, value)
-            state.last_loss = value
-            state.last_row = row
-            if not math.isfinite(value):
-                return Outcome("diverged", diverged_at_step=step)
-            state.best_loss = value if state.best_loss is None else min(state.best_loss, value)
-        else:
-            elapsed = time.perf_counter() - started
-            state.epoch_time_s += elapsed
-            state.wall_time_s += elapsed
+        elapsed = time.perf_counter() - started
+        state.epoch_time_s += elapsed
+        state.wall_time_s += elapsed
+        if not logged:
+            self._unlogged.append((loss, step, state.batch_in_epoch, state.examples_seen, lr))
+            return None
+        diverged = self._first_nonfinite(state)
+        if diverged is not None:
+            return diverged
+        value = float(loss)
+        row = {
+            "step": step,
+            "epoch": state.epoch + state.batch_in_epoch / self.steps_per_epoch,
+            "examples_seen": state.examples_seen,
+            "loss": value,
+            "lr": lr,
+            **before,
+            **self.problem.step_columns(self.model),
+            "wall_time_s": round(state.wall_time_s, 6),
+        }
+        self.recorder.log_step(row)
+        self.console.advance(state.step, value)
+        state.last_loss = value
+        state.last_row = row
+        if not math.isfinite(value):
+            return Outcome("diverged", diverged_at_step=step)
+        state.best_loss = value if state.best_loss is None else min(state.best_loss, value)
         return None
+
+    def _first_nonfinite(self, state: LoopState) -> Outcome | None:
+        """Check the unlogged steps since the last check; log the first non-finite one and stop there.
+
+        Their losses stay on the device until now (no per-step sync); one ``isfinite`` over
+        the stacked window finds the exact step, whatever ``log_every`` is.
+        """
+        window, self._unlogged = self._unlogged, []
+        if not window:
+            return None
+        finite = torch.isfinite(torch.stack([entry[0] for entry in window]))
+        if bool(finite.all()):
+            return None
+        loss, step, batch_in_epoch, examples_seen, lr = window[int((~finite).nonzero()[0, 0])]
+        value = float(loss)
+        row = {"step": step, "epoch": state.epoch + batch_in_epoch / self.steps_per_epoch,
+               "examples_seen": examples_seen, "loss": value, "lr": lr, "wall_time_s": round(state.wall_time_s, 6)}
+        self.recorder.log_step(row)
+        self.console.advance(state.step, value)
+        state.last_loss, state.last_row = value, row
+        return Outcome("diverged", diverged_at_step=step)
 
     def _end_epoch(self, state: LoopState, partial: bool) -> None:
         if state.batch_in_epoch == 0:
