@@ -8,7 +8,7 @@ OUT=docs/figures
 SWEEPS=multirun/gallery
 presets=("$@")
 [ ${#presets[@]} -eq 0 ] && presets=(linreg_rmsprop_gamma quadratic_lr quadratic_lr_sweep quadratic_momentum ewa \
-    rmsprop_alpha all_optimizers builtin_twins sgd_batch_size)
+    rmsprop_alpha all_optimizers builtin_twins sgd_batch_size report)
 
 sweep() {  # sweep <preset> [extra overrides...]
     local name=$1; shift
@@ -50,6 +50,13 @@ for preset in "${presets[@]}"; do
     sgd_batch_size)
         sweep sgd_batch_size dataset=fashion_mnist
         optbench-plot "$SWEEPS/sgd_batch_size" --out $OUT --force --name sgd_batch_size ;;
+    report)  # optbench-report of five presets' sweeps (made above; swept here only if missing), then its screenshot
+        for name in quadratic_lr quadratic_lr_sweep quadratic_momentum; do [ -d "$SWEEPS/$name" ] || sweep $name; done
+        for name in rmsprop_alpha all_optimizers; do [ -d "$SWEEPS/$name" ] || sweep $name dataset=fashion_mnist; done
+        optbench-report "$SWEEPS"/{all_optimizers,rmsprop_alpha,quadratic_lr,quadratic_lr_sweep,quadratic_momentum} \
+            --out "$SWEEPS/report.html" --force --target fashion_mnist=0.35 --target quadratic=1e-6 \
+            --title "optbench gallery: seed 000's optimizers on Fashion-MNIST, seed 003's quadratic"
+        python -m optbench.report.screenshot "$SWEEPS/report.html" $OUT/report.png ;;  # needs chromium
     *) echo "unknown preset $preset" >&2; exit 2 ;;
     esac
 done

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
+
+from optbench.errors import OptbenchError
 
 
 def slurm_requeued() -> bool:
@@ -400,3 +403,64 @@ def hydra_overrides_parser():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return OverridesParser.create()
+
+
+# --------------------------------------------------------------------------- Optuna (optbench.optuna_sweeper)
+
+
+class NoFiniteTrial(OptbenchError):
+    """No trial of an Optuna study produced a finite objective: there is no best to claim."""
+
+
+def fail_stale_optuna_trials(storage: Any, study_name: str | None) -> int:
+    """Mark the trials an interrupted command left RUNNING as FAIL; return how many.
+
+    Uses ``study._storage.set_trial_state`` (optuna 2.x's storage API, no public
+    equivalent); tests/test_compat.py fails if it goes away.
+    """
+    if not storage or not study_name:
+        return 0
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except (KeyError, ValueError):  # no such study yet
+        return 0
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in stale:
+        study._storage.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
+    return len(stale)
+
+
+@contextlib.contextmanager
+def optuna_best_trial_must_be_finite(study_name: str | None):
+    """While the plugin sweeps, ``Study.best_trial`` refuses a non-finite best (the plugin then claims none)."""
+    import math
+
+    import optuna
+
+    original = optuna.study.Study.best_trial
+
+    def best_trial(study):
+        try:
+            trial = original.fget(study)
+        except ValueError:  # no COMPLETE trial at all
+            trial = None
+        if trial is None or trial.value is None or not math.isfinite(trial.value):
+            states: dict[str, int] = {}
+            for t in study.get_trials(deepcopy=False):
+                states[t.state.name] = states.get(t.state.name, 0) + 1
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+            raise NoFiniteTrial(
+                f"no trial of the Optuna study{f' {study_name!r}' if study_name else ''} produced a finite objective ({counts}; a diverged "
+                "run scores inf), so there are no best parameters to report and optimization_results.yaml was "
+                "not written. Fix: narrow the search space (e.g. a smaller lr interval), or look at the trials' "
+                "summary.json files for why they failed."
+            )
+        return trial
+
+    optuna.study.Study.best_trial = property(best_trial)
+    try:
+        yield
+    finally:
+        optuna.study.Study.best_trial = original

@@ -119,6 +119,8 @@ def plan_job(cfg: DictConfig, run_dir: Path, overrides: list[str], sweep_dir: Pa
              requeued: bool = False) -> Plan:
     """Decide what the job will do. Reads files, writes none."""
     run_dir = Path(run_dir)
+    if rf.is_locked(run_dir):
+        return _refusal(run_dir, str(rf.busy_error(run_dir)))
     try:
         run_cfg = validate(cfg)
     except OptbenchError as err:
@@ -168,6 +170,8 @@ def _plan_resume(run_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Pl
             f"resume={folder} is not a run folder with a readable summary.json. "
             "Fix: point resume= at the folder of a run that was interrupted (it holds summary.json and checkpoint.pt)."
         )
+    if rf.is_locked(folder):
+        raise rf.busy_error(folder)
     status = summary.get("status")
     if status in rf.FINISHED or (status == rf.FAILED and not (folder / rf.CHECKPOINT).exists()):
         raise OptbenchError(

@@ -260,13 +260,8 @@ class FolderLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunFolderError(
-                f"{self.folder} is being written by another optbench process ({holder}). Only one run may write "
-                "a run folder at a time. Fix: wait for that process to end (or stop it), or give this run its own "
-                "folder (leave hydra.run.dir at its default)."
-            ) from None
+            raise busy_error(self.folder) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:300]}\n".encode())
         self._fd = fd
@@ -282,6 +277,21 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_holder(folder: Path) -> str:
+    try:
+        return (Path(folder) / LOCK).read_text(errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+def busy_error(folder: Path) -> RunFolderError:
+    return RunFolderError(
+        f"{folder} is being written by another optbench process ({lock_holder(folder)}). Only one run may write "
+        "a run folder at a time. Fix: wait for that process to end (or stop it), or give this run its own "
+        "folder (leave hydra.run.dir at its default)."
+    )
 
 
 def is_locked(folder: Path) -> bool:

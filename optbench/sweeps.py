@@ -56,16 +56,31 @@ class PrepareSweep(Callback):
     * creates the sweep dir, so that Optuna can open its SQLite file there (SQLite creates
       the file, not the folder);
     * writes ``multirun.yaml`` there, as Hydra's basic sweeper does (Optuna's does not);
+    * for the Optuna sweeper: marks the trials a stopped command left RUNNING as FAIL, and
+      lets the sweeper claim best parameters only for a finite objective
+      (:func:`optbench.compat.optuna_best_trial_must_be_finite`);
     * fixes the ``${now:...}`` in ``hydra.sweep.subdir`` (the presets' per-command
       folder, which keeps a continued study from overwriting earlier trial folders) to
       one value for every trial of this command.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from optbench import compat
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, sweep_dir / rf.MULTIRUN_YAML)
         prime_now(config)
+        sweeper = config.hydra.sweeper
+        if "optuna" in str(sweeper.get("_target_", "")).lower():
+            compat.fail_stale_optuna_trials(sweeper.get("storage"), sweeper.get("study_name"))
+            self._finite_best = compat.optuna_best_trial_must_be_finite(sweeper.get("study_name"))
+            self._finite_best.__enter__()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        finite_best = getattr(self, "_finite_best", None)
+        if finite_best is not None:
+            finite_best.__exit__(None, None, None)
 
 
 def prime_now(config: DictConfig) -> None:

