@@ -111,6 +111,8 @@ def main() -> None:
     from optbench import compat
     from optbench.config import front_door
 
+    compat.quiet_refused_job_returns()
+
     try:
         with compat.hydra_errors_raised() as explain:
             if explain:

@@ -221,7 +221,9 @@ def _job_message(job) -> str:
     except (OSError, AttributeError):
         return ""
     lines = [line.strip() for line in text.splitlines() if line.startswith("optbench: ")]
-    return lines[-1][len("optbench: "):] if lines else ""
+    if not lines:
+        return ""
+    return lines[-1][len("optbench: "):].split(" Fix: ")[0]  # the reason; the sweep's paragraph gives the fix
 
 
 def _first_line(value) -> str:
@@ -464,3 +466,28 @@ def optuna_best_trial_must_be_finite(study_name: str | None):
         yield
     finally:
         optuna.study.Study.best_trial = original
+
+
+# --------------------------------------------------------------------------- Hydra's failed-job line
+
+
+def quiet_refused_job_returns() -> None:
+    """A sweep job that optbench refused has already said why in one paragraph: Hydra's
+    ``JobReturn.return_value`` would add "Error executing job with overrides: [...]" on
+    stderr before raising it. For an :class:`OptbenchError` it now just raises; any other
+    exception (a real bug) keeps Hydra's line. tests/test_compat.py fails if the property
+    stops existing or changes shape.
+    """
+    from hydra.core.utils import JobReturn, JobStatus
+
+    original = JobReturn.return_value
+    if getattr(original.fget, "_optbench_quiet", False):
+        return
+
+    def return_value(self):
+        if self.status == JobStatus.FAILED and isinstance(self._return_value, OptbenchError):
+            raise self._return_value
+        return original.fget(self)
+
+    return_value._optbench_quiet = True  # type: ignore[attr-defined]
+    JobReturn.return_value = property(return_value, original.fset)

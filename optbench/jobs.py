@@ -58,9 +58,9 @@ class SweepJobRefused(OptbenchError):
                 error = " ".join(str(summary.get("error") or "").split())
                 if summary.get("status") == rf.FAILED and str(folder) not in message:
                     lines.append(f"job {folder.name} ({folder}): {error}")
-        head = (f"{len(lines)} job(s) of the sweep were refused; the others ran. "
-                if len(lines) > 1 else "1 job of the sweep was refused; the others ran. ")
-        return head + " | ".join(lines) + " Fix: correct those jobs' values and run them again."
+        head = (f"{len(lines)} job(s) of the sweep were refused (the others ran): "
+                if len(lines) > 1 else "1 job of the sweep was refused (the others ran): ")
+        return head + " | ".join(lines)
 
 
 class SweepInterrupted(OptbenchError):
@@ -257,6 +257,8 @@ def carry_out(plan: Plan, overrides: list[str], console: RunConsole, hydra_files
         if plan.may_record_failure:
             recorded = _record_failure(plan, overrides)
         raise JobRefused(plan.message, recorded=recorded)
+    if plan.action == "reuse" and Path(plan.reuse_from).resolve() == Path(plan.folder).resolve():
+        return _reuse(plan, overrides, console, hydra_files)  # writes nothing: no lock either
     lock = rf.FolderLock(plan.folder)
     try:
         lock.acquire()

@@ -198,9 +198,12 @@ class CsvLog:
     def append(self, row: Mapping[str, Any]) -> None:
         data = row_line(row, self.columns).encode()
         try:
-            written = os.write(self._fd, data)
-            if written != len(data):
-                raise OSError(28, os.strerror(28))  # a short write: the disk filled up
+            view = memoryview(data)
+            while view:  # a short write is followed by one that raises the OS's reason (ENOSPC, EFBIG)
+                written = os.write(self._fd, view)
+                if written == 0:
+                    raise OSError(28, os.strerror(28))
+                view = view[written:]
         except OSError:
             try:
                 os.ftruncate(self._fd, self._size)

@@ -78,7 +78,7 @@ def interrupted_runs(tmp_path_factory) -> dict[str, Path]:
     cwd = tmp_path_factory.mktemp("interrupted")
     (cwd / "r").mkdir()
     (cwd / "a").mkdir()
-    return {"rmsprop": stop_run(cwd / "r", *LONG), "adam": stop_run(cwd / "a", *LONG, "optimizer=adam")}
+    return {"rmsprop": stop_run(cwd / "r", *LONG), "adam": stop_run(cwd / "a", "epochs=200", "quiet=true", "optimizer=adam")}
 
 
 def copy_run(run: Path, where: Path) -> Path:
@@ -302,15 +302,21 @@ def test_a_full_disk_ends_the_run_failed_on_a_whole_row(small_disk, tmp_path):
     assert summary["status"] == "failed" and "No space left" in summary["error"]
 
 
-def test_a_read_only_disk_mid_run_is_one_paragraph_and_whole_rows(small_disk, tmp_path):
-    run = small_disk / "run"
-    proc = start(tmp_path, *LONG, "log_every=50", f"hydra.run.dir={run}")
-    wait_for(lambda: rows_in(run / LOSSES) > 20, proc)
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
-    assert "Traceback" not in out + err and "Read-only file system" in " ".join(err.split())
-    assert_whole_rows(run / LOSSES)
+def test_a_file_size_limit_mid_run_is_one_paragraph_and_whole_rows(tmp_path):
+    import resource
+
+    def limit_file_size():  # like a quota: writes past 150 kB fail with EFBIG ("File too large")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    run = tmp_path / "run"
+    done = subprocess.run(["optbench", *LONG, f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True,
+                          preexec_fn=limit_file_size, timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "File too large" in " ".join(done.stderr.split())
+    rows = assert_whole_rows(run / LOSSES)
+    assert 100 < len(rows) < 20000
+    assert read_summary(run)["status"] == "failed"
 
 
 # --------------------------------------------------------------------------- 7. sweeps go on

@@ -119,6 +119,30 @@ def test_the_slurm_presets_allow_requeues_and_install_the_callback():
     assert slurm.max_num_timeout >= 3 and slurm.signal_delay_s == 120
 
 
+def test_forward_gives_a_usr2_that_came_before_a_sigterm_to_the_launcher_last(monkeypatch):
+    """SLURM may send SIGTERM after the USR2 (the limit, or the requeue's kill): the requeue still happens."""
+    import signal
+
+    from optbench import stop_signal
+
+    calls = []
+    monkeypatch.setattr(stop_signal._STATE, "previous", {
+        signal.SIGTERM: lambda signum, frame: calls.append(("TERM", frame)),
+        signal.SIGUSR2: lambda signum, frame: calls.append(("USR2", frame)),
+    })
+    stop_signal.reset()
+    try:
+        monkeypatch.setattr(stop_signal._STATE, "training", True)
+        stop_signal._handle(signal.SIGUSR2, None)
+        stop_signal._handle(signal.SIGTERM, None)
+        stop_signal._handle(signal.SIGUSR2, None)
+        assert stop_signal.should_stop()
+        stop_signal.forward()
+        assert calls == [("TERM", None), ("USR2", None)]  # submitit's handlers accept frame=None
+    finally:
+        stop_signal.reset()
+
+
 # --------------------------------------------------------------------------- on the cluster
 
 
@@ -265,6 +289,21 @@ def test_a_job_past_its_time_limit_checkpoints_requeues_and_resumes_until_it_com
     # one writer at a time: each attempt held the lock, and none was held while the job waited to restart
     assert len(holders) >= 2, holders
     assert unlocked_between_attempts and all(unlocked_between_attempts)
+
+
+@pytest.mark.slow
+def test_a_job_out_of_requeues_ends_interrupted_with_its_checkpoint_and_is_reported(slurm_cluster, tmp_path):
+    """max_num_timeout=0 (the plugin's default): submitit refuses to requeue; no traceback, the work is kept."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    result = sweep_cmd(slurm_cluster, sweep, *LONG, "hydra.launcher.timeout_min=1", "hydra.launcher.max_num_timeout=0")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    (paragraph,) = [line for line in result.stderr.splitlines() if line.startswith("optbench:")]
+    assert "job 0" in paragraph and "timed-out too many times" in paragraph, paragraph
+    summary = read_summary(sweep / "0")
+    assert summary["status"] == "interrupted" and summary["steps"] > 0 and (sweep / "0" / "checkpoint.pt").exists()
+    assert "interrupted at step" in paragraph
 
 
 if __name__ == "__main__":

@@ -208,8 +208,20 @@ def _write_error(run_dir: Path, err: OSError, summary: dict) -> WriteError:
     try:
         write_json_atomic(run_dir / SUMMARY, summary)
     except OSError:
-        pass
+        _overwrite_in_place(run_dir / SUMMARY, summary)
     return WriteError(message)
+
+
+def _overwrite_in_place(path: Path, summary: dict) -> None:
+    """A full disk has no room for a temp file, but the summary's own blocks can take the new text."""
+    import json
+
+    try:
+        with open(path, "r+b") as handle:
+            handle.write((json.dumps(summary, indent=2, default=str) + "\n").encode())
+            handle.truncate()
+    except OSError:
+        pass
 
 
 def _final(state: LoopState) -> dict:
