@@ -19,7 +19,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optbench.config.schema import register
 from optbench.errors import OptbenchError
@@ -41,7 +41,7 @@ def run_job(cfg: DictConfig) -> float | None:
     _flush_denormals()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # as typed
     console = RunConsole(quiet=bool(cfg.get("quiet", False)))
     in_sweep = sweep_dir()
     try:

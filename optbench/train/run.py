@@ -21,7 +21,7 @@ from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
 from optbench.problems import make_problem
 from optbench import stop_signal
-from optbench.run_folder import CHECKPOINT, FAILED, INTERRUPTED, SUMMARY, write_json_atomic
+from optbench.run_folder import CHECKPOINT, FAILED, INTERRUPTED, RUNNING, SUMMARY, SUMMARY_KEYS, write_json_atomic
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.clipping import make_clipper
 from optbench.train.console import RunConsole
@@ -36,37 +36,23 @@ def _now() -> str:
 
 
 def base_summary(cfg: DictConfig, overrides: list[str]) -> dict:
+    """summary.json at the start of a run: every key of ``run_folder.SUMMARY_KEYS``, in order."""
     config = OmegaConf.to_container(cfg, resolve=True)
-    return {
-        "status": "running",
-        "dataset": cfg.dataset.name,
-        "optimizer": cfg.optimizer.name,
-        "impl": cfg.optimizer.impl,
-        "seed": cfg.seed,
-        "device": None,
-        "config": config,
-        "config_hash": config_hash(config),
-        "overrides": list(overrides),
-        "steps": 0,
-        "epochs_completed": 0.0,
-        "diverged_at_step": None,
-        "final": {},
-        "best": {},
-        "total_time_s": 0.0,
-        "train_time_s": 0.0,
-        "compile_time_s": None,
-        "threads": torch.get_num_threads(),
-        "report": {},
-        "error": None,
-        "versions": {"optbench": optbench.__version__, "torch": torch.__version__, "python": platform.python_version()},
-        "started_at": _now(),
-        "finished_at": None,
-    }
+    summary = dict.fromkeys(SUMMARY_KEYS)
+    summary.update(
+        status=RUNNING, dataset=cfg.dataset.name, optimizer=cfg.optimizer.name, impl=cfg.optimizer.impl,
+        seed=cfg.seed, config=config, config_hash=config_hash(config), overrides=list(overrides), steps=0,
+        epochs_completed=0.0, final={}, best={}, total_time_s=0.0, train_time_s=0.0,
+        threads=torch.get_num_threads(), report={},
+        versions={"optbench": optbench.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        started_at=_now(),
+    )
+    return summary
 
 
 def write_failure(run_dir: Path, cfg: DictConfig | None, overrides: list[str], message: str) -> None:
     """A run that could not start still leaves a summary.json that says why."""
-    summary = base_summary(cfg, overrides) if cfg is not None else {"overrides": list(overrides), "status": "running"}
+    summary = base_summary(cfg, overrides) if cfg is not None else {"overrides": list(overrides), "status": RUNNING}
     summary.update(status=FAILED, error=message, finished_at=_now())
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(run_dir) / SUMMARY, summary)
