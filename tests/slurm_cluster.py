@@ -10,7 +10,8 @@ picked at start. Tests talk to it through the environment ``cluster.env`` (``SLU
 
 At the end it cancels the jobs still queued there, then stops exactly the three daemons it
 started, by pid (``munged``, ``slurmctld`` and ``slurmd`` run in the foreground as its
-children).
+children). Should the test process die first (SIGKILL, a CI timeout), the daemons get
+SIGTERM from the kernel (``PR_SET_PDEATHSIG``).
 
 Run by hand (``python tests/slurm_cluster.py``) it starts a cluster, prints its
 ``SLURM_CONF`` and stops it on Enter or Ctrl-C.
@@ -192,11 +193,23 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
     return conf
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _start(name: str, command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     handle = open(log, "ab")
     try:
+        # a new session: a Ctrl-C in the terminal is the tests', not theirs; and no daemon outlives
+        # the test process, even one killed before its fixture could stop them
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # a Ctrl-C in the terminal is the tests', not theirs
+                                start_new_session=True, preexec_fn=_die_with_parent)
     finally:
         handle.close()
 
