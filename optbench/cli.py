@@ -49,7 +49,7 @@ def run_job(cfg: DictConfig) -> float | None:
     except JobRefused as err:
         console.error(str(err), logged=err.recorded)  # never a line in the log of a run it refused to touch
         if in_sweep is not None:
-            raise SweepJobRefused(f"job {hydra_cfg.job.get('num', '?')} ({run_dir}): {err}", in_sweep) from None
+            raise SweepJobRefused(f"job {hydra_cfg.job.get('num', '?')} ({run_dir}): {err}", in_sweep, run_dir) from None
         sys.exit(err.exit_code)
     except OptbenchError as err:
         console.error(str(err))

@@ -25,8 +25,10 @@ def slurm_requeued() -> bool:
 #   :class:`QueueInfoWatcher` says so once and reads the states from `squeue` instead.
 # - A job that ends without a result (or raises) ends the stock launcher's collection with
 #   submitit's UncompletedJobError/FailedJobError traceback, before the other jobs are
-#   collected. :class:`SlurmLauncher` and :class:`LocalLauncher` wait for every job and
-#   report the ones that failed in one paragraph, exit code 2.
+#   collected. :func:`collect_submitit_jobs` waits for every job and reports the ones that
+#   failed in one paragraph, exit code 2.
+# All of it is installed in the submitting process by the presets' Hydra callback
+# :class:`SubmititShims` (conf/hydra/launcher/slurm.yaml, slurm_local.yaml).
 # - SLURM sends the --signal warning when at most signal_delay_s + 30 s are left (its time
 #   limit check runs every 30 s): with --time=1 and the plugin's 120 s, at the job's start.
 #   :func:`fit_signal_delay` keeps the delay to a quarter of the limit.
@@ -206,12 +208,24 @@ def collect_submitit_jobs(jobs, indices, sweep_dir) -> list:
         status = getattr(getattr(ret, "status", None), "name", "")
         if status == "FAILED":  # Hydra caught the job's exception
             error = getattr(ret, "_return_value", None)
-            failed.append((index, job, f"raised {type(error).__name__}: {_first_line(error)}", False))
+            failed.append((index, job, _raised(error), False))
         results.append(ret)
     if failed:
         print(_failure_paragraph(failed, len(jobs), sweep_dir), file=sys.stderr, flush=True)
         raise SweepJobsFailed(2)
     return results
+
+
+def _raised(error) -> str:
+    """What a job's exception says: optbench's own message as it is, anything else with its type."""
+    import re
+
+    from optbench.errors import OptbenchError
+
+    if isinstance(error, OptbenchError):
+        first = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+        return "refused: " + re.sub(r"^job \S+ \(.*?\): ", "", " ".join(first.split()), count=1).split(" Fix: ")[0]
+    return f"raised {type(error).__name__}: {_first_line(error)}"
 
 
 def _job_message(job) -> str:

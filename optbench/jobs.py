@@ -46,21 +46,29 @@ class SweepJobRefused(OptbenchError):
     refused job of the sweep (each job folder whose summary says ``failed``).
     """
 
-    def __init__(self, message: str, sweep_dir: Path | str | None = None):
-        super().__init__(message, None if sweep_dir is None else str(sweep_dir))
+    def __init__(self, message: str, sweep_dir: Path | str | None = None, folder: Path | str | None = None):
+        super().__init__(message, None if sweep_dir is None else str(sweep_dir), None if folder is None else str(folder))
+        _REFUSED_IN_THIS_PROCESS.setdefault(str(folder), message)
 
     def __str__(self) -> str:
-        message, where = self.args
-        lines = [message]
-        if where and Path(where).is_dir():
-            for folder in rf.iter_run_dirs(Path(where)):
-                summary = rf.read_summary(folder) or {}
+        message, where, folder = self.args
+        lines = {folder: message}
+        for other, text in _REFUSED_IN_THIS_PROCESS.items():  # the basic launcher runs every job here
+            lines.setdefault(other, text)
+        if where and Path(where).is_dir():  # jobs of other processes (joblib) leave a failed summary
+            for job in rf.iter_run_dirs(Path(where)):
+                summary = rf.read_summary(job) or {}
                 error = " ".join(str(summary.get("error") or "").split())
-                if summary.get("status") == rf.FAILED and str(folder) not in message:
-                    lines.append(f"job {folder.name} ({folder}): {error}")
+                if summary.get("status") == rf.FAILED:
+                    lines.setdefault(str(job), f"job {job.name} ({job}): {error}")
+        lines = list(lines.values())
         head = (f"{len(lines)} job(s) of the sweep were refused (the others ran): "
                 if len(lines) > 1 else "1 job of the sweep was refused (the others ran): ")
         return head + " | ".join(lines)
+
+
+#: refused sweep jobs of this process: folder -> message
+_REFUSED_IN_THIS_PROCESS: dict[str, str] = {}
 
 
 class SweepInterrupted(OptbenchError):
@@ -237,6 +245,10 @@ def _plan_continue(run_cfg: DictConfig, run_dir: Path, sweep_dir: Path | None, r
         resumed = OmegaConf.merge(run_cfg, {"resume": str(run_dir)})
         return Plan("resume", run_dir, resumed, payload=payload, seen=fingerprint(run_dir),
                     message=f"continuing: config {wanted} {how} in {run_dir}; resuming from its checkpoint")
+    if requeued and own.get("config_hash") == wanted and own.get("status") in rf.UNFINISHED:
+        # SLURM restarted this very job before it saved a checkpoint: its partial rows are redone from step 0
+        return Plan("fresh", run_dir, run_cfg, seen=fingerprint(run_dir),
+                    message=f"restarting: config {wanted} was requeued by SLURM before its first checkpoint")
     if not run_cfg.skip_finished:
         return None
     earlier = sweeps.find_finished(run_cfg, run_dir, sweep_dir)

@@ -318,8 +318,16 @@ def is_locked(folder: Path) -> bool:
 
 
 def is_run_dir(path: Path) -> bool:
+    """A folder with a run's files, or a sweep's numbered job folder (one whose job died before writing any)."""
     path = Path(path)
-    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
+    try:
+        if not path.is_dir():
+            return False
+        if any((path / marker).exists() for marker in RUN_MARKERS):
+            return True
+        return path.name.isdigit() and (path.parent / MULTIRUN_YAML).exists()
+    except OSError:  # a folder we may not look into
+        return False
 
 
 def read_json(path: Path) -> dict:

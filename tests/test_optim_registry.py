@@ -47,17 +47,25 @@ def test_yaml_keys_equal_schema_fields(name):
     assert node["name"] == name
     assert node["impl"] == ("scratch" if spec.scratch else "builtin")
     for f in fields:
-        if f.name in spec.aliases:
-            assert f.default is None and node[f.name] is None  # aliases: Optional, default None
+        if f.name in spec.aliases or f.name == "eps_in_sqrt":
+            # aliases and the scratch-only eps_in_sqrt: Optional, default None
+            assert f.default is None and node[f.name] is None
         else:
             assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     typed = OmegaConf.merge(OmegaConf.structured(spec.schema), node)  # the YAML fits the types
     assert pickle.loads(pickle.dumps(typed)) == typed  # the generated schema is importable
 
 
+EPS_IN_SQRT = ["rmsprop", "adagrad", "adam"]
+
+
 @pytest.mark.parametrize("name", SCRATCH)
 def test_yaml_defaults_are_the_source_documents(name):
-    assert hyperparameters(load(name)) == SEED_DEFAULTS[name]
+    hp = hyperparameters(load(name))
+    if name in EPS_IN_SQRT:  # null: each implementation's own eps placement (scratch: the seeds')
+        assert hp.pop("eps_in_sqrt") is None
+        assert inspect.signature(OPTIMIZERS[name].scratch).parameters["eps_in_sqrt"].default is True
+    assert hp == SEED_DEFAULTS[name]
     # the scratch constructor's defaults say the same
     sig = inspect.signature(OPTIMIZERS[name].scratch).parameters
     assert {k: sig[k].default for k in SEED_DEFAULTS[name]} == SEED_DEFAULTS[name]
@@ -166,7 +174,52 @@ def test_aliases():
     with pytest.raises(OptbenchError, match="gamma.*rho|rho.*gamma"):
         resolve_aliases("rmsprop", {"alpha": 0.9, "gamma": 0.99, "rho": 0.95})
     assert hyperparameters({**load("momentum"), "gamma": 0.5}) == {"lr": 1e-2, "momentum": 0.5}
-    assert set(hyperparameters(rms)) == set(SEED_DEFAULTS["rmsprop"])  # no name/impl/alias keys
+    assert set(hyperparameters(rms)) == {*SEED_DEFAULTS["rmsprop"], "eps_in_sqrt"}  # no name/impl/alias keys
     model, _ = problem()  # build_optimizer resolves aliases too
     opt = build_optimizer(model.parameters(), "rmsprop", "builtin", {**hyperparameters(rms), "gamma": 0.999})
     assert opt.param_groups[0]["alpha"] == 0.999
+
+
+@pytest.mark.parametrize("name", EPS_IN_SQRT)
+def test_eps_in_sqrt_is_scratch_only(name):
+    """null (the YAML default): scratch puts eps inside the root (group flag True), builtin
+    outside; false: both outside (builtin accepts it: that is what torch does); true with
+    impl=builtin is refused, naming the fix. Missing altogether: as null."""
+    model, _ = problem()
+    hp = hyperparameters(load(name))
+    assert build_optimizer(model.parameters(), name, "scratch", hp).param_groups[0]["eps_in_sqrt"] is True
+    off = {**hp, "eps_in_sqrt": False}
+    assert build_optimizer(model.parameters(), name, "scratch", off).param_groups[0]["eps_in_sqrt"] is False
+    assert "eps_in_sqrt" not in OPTIMIZERS[name].to_torch(off)
+    for value in (None, False):
+        build_optimizer(model.parameters(), name, "builtin", {**hp, "eps_in_sqrt": value})
+    with pytest.raises(OptbenchError, match="eps_in_sqrt=true.*Fix:.*impl=scratch"):
+        build_optimizer(model.parameters(), name, "builtin", {**hp, "eps_in_sqrt": True})
+    legacy = {k: v for k, v in hp.items() if k != "eps_in_sqrt"}
+    assert build_optimizer(model.parameters(), name, "scratch", legacy).param_groups[0]["eps_in_sqrt"] is True
+
+
+def test_eps_in_sqrt_true_with_builtin_is_refused_by_validation():
+    from conftest import compose_config
+
+    from optbench.config.validate import validate
+
+    with pytest.raises(OptbenchError, match="eps_in_sqrt") as err:
+        validate(compose_config("optimizer=adam", "optimizer.impl=builtin", "optimizer.eps_in_sqrt=true"))
+    assert "Fix" in str(err.value) and "\n" not in str(err.value)
+    for extra in ("optimizer.eps_in_sqrt=false", "optimizer.impl=scratch"):
+        validate(compose_config("optimizer=adam", "optimizer.impl=builtin", extra))
+    assert validate(compose_config("optimizer=adam")).optimizer.eps_in_sqrt is None
+    with pytest.raises(OptbenchError, match="true or false"):
+        validate(compose_config("optimizer.eps_in_sqrt=1"))
+
+
+def test_old_state_dicts_without_eps_in_sqrt_load_with_the_default():
+    model, _ = problem()
+    opt = build_optimizer(model.parameters(), "adam", "scratch", hyperparameters(load("adam")))
+    saved = opt.state_dict()
+    for group in saved["param_groups"]:
+        del group["eps_in_sqrt"]
+    opt2 = build_optimizer(model.parameters(), "adam", "scratch", hyperparameters(load("adam")))
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[0]["eps_in_sqrt"] is True

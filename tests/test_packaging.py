@@ -32,7 +32,7 @@ def test_wheel_contains_every_yaml(wheel):
         entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
     assert in_repo and in_repo <= in_wheel
     assert "__init__.py" in in_wheel
-    assert "optbench = optbench.cli:main" in entry_points
+    assert "optbench = optbench.entry:main" in entry_points
     assert "optbench-plot = optbench.plot.cli:main" in entry_points
 
 

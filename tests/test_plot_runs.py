@@ -311,22 +311,6 @@ def test_a_run_folder_that_vanished_is_skipped(tmp_path):
         assert [r.path for r in load_runs(found)] == [good]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_a_run_without_read_permission_is_skipped(tmp_path):
-    good = write_run(tmp_path / "m/0")
-    locked = write_run(tmp_path / "m/1", config=make_config(seed=1))
-    (locked / "losses.csv").chmod(0)
-    try:
-        with pytest.warns(PlotWarning, match="Permission denied"):
-            assert [r.path for r in load_runs(find_runs([tmp_path / "m"]).runs)] == [good]
-        locked.chmod(0)
-        with pytest.warns(PlotWarning, match="Permission denied"):
-            assert [r.path for r in load_runs(find_runs([tmp_path / "m"]).runs)] == [good]
-    finally:
-        locked.chmod(0o755)
-        (locked / "losses.csv").chmod(0o644)
-
-
 def test_permission_denied_is_a_skipped_run_even_for_root(tmp_path, monkeypatch):
     # root ignores file modes, so the refusal the kernel gives a user is simulated
     import pathlib

@@ -13,7 +13,7 @@ data is loaded or any step is taken:
 * builtin optimizers: torch.optim's own checks, by building the optimizer on a dummy
   tensor and taking one step;
 * combinations: the seed range for every epoch, the objective against the dataset,
-  ``batch_size`` against the dataset, ``compile`` against LBFGS and schedules;
+  ``batch_size`` against the dataset, ``compile`` against LBFGS;
 * the device.
 
 Every refusal is an :class:`~optbench.errors.OptbenchError`: one paragraph naming the fix.
@@ -407,12 +407,6 @@ def _check_combinations(run: DictConfig) -> None:
             f"compile=true cannot compile optimizer={run.optimizer.name}: its step(closure) re-evaluates the loss a "
             "data-dependent number of times, so there is no single training step to compile. Fix: run it with "
             "compile=false."
-        )
-    if run.compile and run.schedule.kind != "constant":
-        raise OptbenchError(
-            "compile=true needs schedule.kind=constant: the optimizers pass the learning rate to their kernels as a "
-            "Python number, which torch.compile bakes into the compiled step, so every learning-rate change would "
-            "compile it again. Fix: drop the schedule, or run with compile=false."
         )
     _check_seed(run.seed, run.epochs)
 

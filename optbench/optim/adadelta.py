@@ -14,8 +14,25 @@ both square roots there too).
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from optbench.optim.base import ScratchOptimizer
+from optbench.optim.functional import Hyper, descend_, div_lists_, ewa_square_, mul_lists_, root, with_weight_decay
+
+
+def adadelta_update(params: list[Tensor], grads: list[Tensor], square_avgs: list[Tensor], acc_deltas: list[Tensor],
+                    *, lr: Hyper, rho: Hyper, eps: Hyper, weight_decay: Hyper = 0.0, foreach: bool = True) -> None:
+    """One Adadelta step, in place: g += weight_decay * theta; s = rho*s + (1-rho)*g^2;
+    g' = sqrt(delta + eps) / sqrt(s + eps) * g; delta = rho*delta + (1-rho)*g'^2; theta -= lr*g'.
+    eps sits inside both roots in seed 002 and in torch.optim.Adadelta alike (no flag)."""
+    grads = with_weight_decay(grads, params, weight_decay, foreach)
+    ewa_square_(square_avgs, grads, rho, foreach)
+    std = root(square_avgs, eps, True, foreach)
+    step = root(acc_deltas, eps, True, foreach)
+    div_lists_(step, std, foreach)
+    mul_lists_(step, grads, foreach)
+    ewa_square_(acc_deltas, step, rho, foreach)
+    descend_(params, step, None, lr, foreach)
 
 
 class Adadelta(ScratchOptimizer):
@@ -28,35 +45,6 @@ class Adadelta(ScratchOptimizer):
         state.update(square_avg=torch.zeros_like(param), acc_delta=torch.zeros_like(param))
 
     def update(self, group, params, grads, states):
-        sqs = [s["square_avg"] for s in states]
-        deltas = [s["acc_delta"] for s in states]
-        (_foreach if group["foreach"] else _single)(
-            params, grads, sqs, deltas, group["lr"], group["rho"], group["eps"], group["weight_decay"])
-
-
-def _single(params, grads, sqs, deltas, lr, rho, eps, weight_decay):
-    """Reference path: the formulas of the module docstring, one tensor at a time."""
-    for p, g, s, d in zip(params, grads, sqs, deltas):
-        if weight_decay:
-            g = g.add(p, alpha=weight_decay)
-        s.mul_(rho).addcmul_(g, g, value=1 - rho)
-        step = d.add(eps).sqrt_().div_(s.add(eps).sqrt_()).mul_(g)
-        d.mul_(rho).addcmul_(step, step, value=1 - rho)
-        p.add_(step, alpha=-lr)
-
-
-def _foreach(params, grads, sqs, deltas, lr, rho, eps, weight_decay):
-    """The same update as ``_single``, with one multi-tensor kernel per operation."""
-    if weight_decay:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)
-    torch._foreach_mul_(sqs, rho)
-    torch._foreach_addcmul_(sqs, grads, grads, value=1 - rho)
-    std = torch._foreach_add(sqs, eps)
-    torch._foreach_sqrt_(std)
-    step = torch._foreach_add(deltas, eps)
-    torch._foreach_sqrt_(step)
-    torch._foreach_div_(step, std)
-    torch._foreach_mul_(step, grads)
-    torch._foreach_mul_(deltas, rho)
-    torch._foreach_addcmul_(deltas, step, step, value=1 - rho)
-    torch._foreach_add_(params, step, alpha=-lr)
+        adadelta_update(params, grads, [s["square_avg"] for s in states], [s["acc_delta"] for s in states],
+                        lr=group["lr"], rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"],
+                        foreach=group["foreach"])

@@ -17,8 +17,17 @@ lr_new therefore differs by m*(lr_old - lr_new)*b_old, and the gap decays as m^k
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from optbench.optim.base import ScratchOptimizer
+from optbench.optim.functional import Hyper, descend_
+
+
+def momentum_update(params: list[Tensor], grads: list[Tensor], velocities: list[Tensor], *, lr: Hyper,
+                    momentum: Hyper, foreach: bool = True) -> None:
+    """v = momentum * v + lr * g; theta -= v, in place (the momentum step of
+    ``optbench.optim.functional.descend_``, shared with RMSProp)."""
+    descend_(params, grads, None, lr, foreach, velocities, momentum)
 
 
 class Momentum(ScratchOptimizer):
@@ -31,19 +40,5 @@ class Momentum(ScratchOptimizer):
         state["velocity"] = torch.zeros_like(param)
 
     def update(self, group, params, grads, states):
-        vel = [s["velocity"] for s in states]
-        (_foreach if group["foreach"] else _single)(params, grads, vel, group["lr"], group["momentum"])
-
-
-def _single(params, grads, vel, lr, m):
-    """Reference path: the formulas of the module docstring, one tensor at a time."""
-    for p, g, v in zip(params, grads, vel):
-        v.mul_(m).add_(g, alpha=lr)
-        p.sub_(v)
-
-
-def _foreach(params, grads, vel, lr, m):
-    """The same update as ``_single``, with one multi-tensor kernel per operation."""
-    torch._foreach_mul_(vel, m)
-    torch._foreach_add_(vel, grads, alpha=lr)
-    torch._foreach_sub_(params, vel)
+        momentum_update(params, grads, [s["velocity"] for s in states], lr=group["lr"],
+                        momentum=group["momentum"], foreach=group["foreach"])

@@ -10,6 +10,12 @@ Aliases (``gamma`` / ``rho`` for RMSProp's ``alpha``, ``gamma`` for momentum's
 None) overrides the canonical key, silently, because the canonical key always holds a
 default from the YAML, so "both given" cannot be told apart from "alias given". Two
 different aliases of one key set to different values is refused (no way to choose).
+
+Scratch-only keys (``_SCRATCH_ONLY``) map to no torch argument (target None). Today that
+is ``eps_in_sqrt`` (rmsprop, adagrad, adam), default null: each implementation's own
+place for eps, inside the square root for scratch (the seeds' formula, the scratch
+classes' default True), outside for builtin (torch.optim's). ``false`` puts it outside
+in both; ``true`` with ``impl=builtin`` is refused (torch.optim cannot put it inside).
 """
 
 from __future__ import annotations
@@ -49,21 +55,30 @@ class OptimizerSpec:
 
 
 _BETAS = {"beta1": (float, "betas.0"), "beta2": (float, "betas.1")}
+_EPS_IN_SQRT = {"eps_in_sqrt": (Optional[bool], None)}  # scratch-only: see the module docstring
+
+#: scratch-only key: (its default in the schema, the values impl=builtin accepts, why the others are refused)
+_SCRATCH_ONLY: dict[str, tuple] = {
+    "eps_in_sqrt": (None, (None, False),
+                    "torch.optim puts eps outside the square root (sqrt(s) + eps); only the scratch "
+                    "implementation can put it inside. Fix: drop optimizer.eps_in_sqrt (or set it to false) "
+                    "with optimizer.impl=builtin, or run optimizer.impl=scratch"),
+}
 
 # name: (scratch class, torch class, {config key: (type, torch argument)}, fixed torch kwargs, aliases)
 _TABLE: dict[str, tuple] = {
     "sgd": (SGD, optim.SGD, {"lr": (float, "lr")}, {}, {}),
     "momentum": (Momentum, optim.SGD, {"lr": (float, "lr"), "momentum": (float, "momentum")}, {},
                  OPTIMIZER_ALIASES["momentum"]),
-    "adagrad": (Adagrad, optim.Adagrad, {"lr": (float, "lr"), "eps": (float, "eps")},
+    "adagrad": (Adagrad, optim.Adagrad, {"lr": (float, "lr"), "eps": (float, "eps"), **_EPS_IN_SQRT},
                 {"lr_decay": 0.0, "initial_accumulator_value": 0.0}, {}),
     "rmsprop": (RMSprop, optim.RMSprop,
                 {"lr": (float, "lr"), "alpha": (float, "alpha"), "eps": (float, "eps"),
                  "momentum": (float, "momentum"), "centered": (bool, "centered"),
-                 "weight_decay": (float, "weight_decay")}, {},
+                 "weight_decay": (float, "weight_decay"), **_EPS_IN_SQRT}, {},
                 OPTIMIZER_ALIASES["rmsprop"]),
     "adam": (Adam, optim.Adam, {"lr": (float, "lr"), **_BETAS, "eps": (float, "eps"),
-                                "weight_decay": (float, "weight_decay")}, {}, {}),
+                                "weight_decay": (float, "weight_decay"), **_EPS_IN_SQRT}, {}, {}),
     "adadelta": (Adadelta, optim.Adadelta,
                  {"lr": (float, "lr"), "rho": (float, "rho"), "eps": (float, "eps"),
                   "weight_decay": (float, "weight_decay")}, {}, {}),
@@ -143,6 +158,11 @@ def _to_torch(keys: Mapping[str, tuple], fixed: Mapping, foreach: bool, hparams:
     """Config hyperparameters -> torch.optim kwargs, following ``keys`` (see ``_TABLE``)."""
     kwargs = dict(fixed)
     for key, (_, target) in keys.items():
+        if target is None:  # scratch-only
+            _, accepted, why = _SCRATCH_ONLY[key]
+            if hparams.get(key) not in accepted:
+                raise OptbenchError(f"optimizer.{key}={str(hparams[key]).lower()} has no torch.optim equivalent: {why}.")
+            continue
         arg, _, index = target.partition(".")
         if index:
             kwargs.setdefault(arg, [None, None])[int(index)] = hparams[key]
@@ -156,7 +176,9 @@ def _to_torch(keys: Mapping[str, tuple], fixed: Mapping, foreach: bool, hparams:
 
 def _schema(name: str, keys: Mapping[str, tuple], aliases: Mapping[str, str]) -> type:
     """The config node's dataclass: hyperparameters without defaults, aliases Optional = None."""
-    fields = [("name", str), ("impl", str)] + [(k, t) for k, (t, _) in keys.items()]
+    fields = [("name", str), ("impl", str)] + [
+        (k, t, dataclasses.field(default=_SCRATCH_ONLY[k][0])) if k in _SCRATCH_ONLY else (k, t)
+        for k, (t, _) in keys.items()]
     fields += [(a, Optional[keys[c][0]], dataclasses.field(default=None)) for a, c in aliases.items()]
     cls_name = "".join(part.title() for part in name.split("_")) + "OptimizerConfig"
     cls = dataclasses.make_dataclass(cls_name, fields)
@@ -216,12 +238,15 @@ def build_optimizer(params, name: str, impl: str, hparams: dict) -> torch.optim.
         )
     hparams = resolve_aliases(name, hparams)
     expected = list(_TABLE[name][2])
-    if sorted(hparams) != sorted(expected):
+    required = [k for k in expected if k not in _SCRATCH_ONLY]
+    if not set(required) <= set(hparams) <= set(expected):
         raise OptbenchError(
             f"Optimizer {name!r} takes exactly the hyperparameters {', '.join(expected)}, got "
             f"{', '.join(sorted(hparams)) or 'none'}. Fix: use conf/optimizer/{name}.yaml's keys "
             f"(optimizer.<key>=value on the command line)."
         )
+    if impl == "scratch":  # a scratch-only key left null: the scratch class's own default
+        hparams = {k: v for k, v in hparams.items() if not (k in _SCRATCH_ONLY and v is None)}
     try:
         if impl == "scratch":
             return spec.scratch(params, **hparams)

@@ -7,9 +7,15 @@ Default (seed 002): lr 1e-2. torch.optim.SGD(lr) computes the same update.
 
 from __future__ import annotations
 
-import torch
+from torch import Tensor
 
 from optbench.optim.base import ScratchOptimizer
+from optbench.optim.functional import Hyper, descend_
+
+
+def sgd_update(params: list[Tensor], grads: list[Tensor], *, lr: Hyper, foreach: bool = True) -> None:
+    """theta -= lr * g, in place (hyperparameters: see ``optbench.optim.functional``)."""
+    descend_(params, grads, None, lr, foreach)
 
 
 class SGD(ScratchOptimizer):
@@ -21,15 +27,4 @@ class SGD(ScratchOptimizer):
         super().__init__(params, dict(lr=lr, foreach=foreach))
 
     def update(self, group, params, grads, states):
-        (_foreach if group["foreach"] else _single)(params, grads, group["lr"])
-
-
-def _single(params, grads, lr):
-    """Reference path: the formula of the module docstring, one tensor at a time."""
-    for p, g in zip(params, grads):
-        p.add_(g, alpha=-lr)
-
-
-def _foreach(params, grads, lr):
-    """The same update as ``_single``, with one multi-tensor kernel."""
-    torch._foreach_add_(params, grads, alpha=-lr)
+        sgd_update(params, grads, lr=group["lr"], foreach=group["foreach"])

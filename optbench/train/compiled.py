@@ -26,12 +26,16 @@ parameters, gradients, optimizer state and RNG are put back exactly. Hence:
   creates are then moved into the tensors the step was compiled against, because
   Dynamo guards on the identity of torch.optim's state tensors;
 * the shorter last batch of an epoch was compiled during warm-up, not mid-run;
-* learning rates: optbench's scratch optimizers and torch.optim on the CPU hand
-  ``lr`` to their kernels as a Python float, which Dynamo specialises (it cannot
-  turn a kernel's scalar argument into a graph input), so every change of ``lr``
-  would recompile the step. 0-dim tensor hyperparameters would need the
-  optimizers' kernels to take tensors; until then ``compile=true`` refuses a
-  learning-rate schedule with a clear error instead of recompiling at every update.
+* learning rates: a Python float ``lr`` handed to a kernel is a constant that
+  Dynamo bakes into the graph, so every change (a schedule) would recompile the
+  step. The compiled step therefore sees each group's ``lr`` as a 0-dim tensor
+  (one per group, of the parameters' dtype and device): before each call the
+  tensor is refreshed in place from ``param_groups`` (where the scheduler writes its
+  float) and put into the group for the duration of the call, then the float is
+  put back, so the recorder, the scheduler and checkpoints only ever see floats.
+  The scratch kernels take tensor hyperparameters (``optbench.optim.functional``);
+  torch.optim's steps accept a tensor ``lr`` under ``torch.compile``. A schedule
+  then changes a graph input's value, never the graph;
 * LBFGS (``step(closure)``) is refused: it evaluates the loss a data-dependent
   number of times per update;
 * nothing new can appear after warm-up, so when the step compiled to one graph per
@@ -81,23 +85,16 @@ def compile_step(
     ``step_fn(batch)`` does forward, backward, clip and update and returns the
     detached 0-dim minibatch loss (computed before the update), like the loop's
     eager step. ``batch_size`` is the run's (it sets the warm-up batch shapes;
-    default: the whole training set as one batch); ``scheduler`` is the run's
-    learning-rate scheduler, refused when set (see the module docstring).
-    Raises ``OptbenchError`` for what cannot be compiled.
+    default: the whole training set as one batch); ``scheduler``, the run's
+    learning-rate scheduler, needs nothing here: the step reads each group's ``lr``
+    at every call (see the module docstring). Raises ``OptbenchError`` for what
+    cannot be compiled.
     """
     if spec.needs_closure:
         raise OptbenchError(
             f"compile=true cannot compile optimizer={spec.name}: its step(closure) re-evaluates the loss "
             "a data-dependent number of times, so there is no single training step to compile. "
             "Fix: run it with compile=false."
-        )
-    if scheduler is not None:
-        raise OptbenchError(
-            "compile=true needs schedule.kind=constant: the optimizers (optbench's scratch ones and "
-            "torch.optim's on the CPU) pass the learning rate to their kernels as a Python number, which "
-            "torch.compile bakes into the compiled step, so every learning-rate change would compile it "
-            "again (a cosine schedule changes it at every update). Fix: drop the schedule, or run with "
-            "compile=false."
         )
     _quiet_compile_logs()
     import torch._dynamo
@@ -126,6 +123,10 @@ class CompiledStep:
         self._grad_and_loss = torch.func.grad_and_value(self._loss_of)
         self._traced = torch.compile(self._step)
         self._compiled_state: dict = {}  # the optimizer state tensors the graph was compiled against
+        # each group's lr as the 0-dim tensor the graph reads (a graph input, not a constant)
+        like = self.params[0] if self.params else torch.zeros(())
+        self._lr_values = [group["lr"] for group in optimizer.param_groups]
+        self._lrs = [torch.tensor(float(v), dtype=like.dtype, device=like.device) for v in self._lr_values]
         self._calls = 0
         #: steady-state calls check only the guards that tell the compiled graphs apart
         #: (set by ``warm_up``: only for a step compiled without graph breaks)
@@ -139,8 +140,8 @@ class CompiledStep:
             return loss
         if not self.skip_guards:
             return self.compiled(batch)
-        # Warm-up compiled every graph the run needs (both batch shapes; no learning-rate
-        # change, no new state), so the full guard check (~70 us of a ~600 us MNIST step)
+        # Warm-up compiled every graph the run needs (both batch shapes; lr is a tensor whose
+        # value may change; no new state), so the full guard check (~70 us of a ~600 us MNIST step)
         # can only pass: check just what picks between the graphs (the batch size).
         with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
             return self.compiled(batch)
@@ -158,8 +159,19 @@ class CompiledStep:
         return loss
 
     def compiled(self, batch: Batch) -> torch.Tensor:
-        with torch.no_grad():  # an inference graph; grad_and_value differentiates inside it anyway
-            return self._traced(batch)
+        groups = self.optimizer.param_groups
+        floats = [group["lr"] for group in groups]
+        for i, (lr, tensor, group) in enumerate(zip(floats, self._lrs, groups)):
+            if lr != self._lr_values[i]:  # a schedule moved it: the same tensor, a new value
+                tensor.fill_(lr)
+                self._lr_values[i] = lr
+            group["lr"] = tensor
+        try:
+            with torch.no_grad():  # an inference graph; grad_and_value differentiates inside it anyway
+                return self._traced(batch)
+        finally:
+            for group, lr in zip(groups, floats):
+                group["lr"] = lr
 
     def eager(self, batch: Batch) -> torch.Tensor:
         loss = loss_and_grad(self.problem, self.model, batch, self.params, self.clipper)
