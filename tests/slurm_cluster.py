@@ -300,6 +300,8 @@ def slurm_cluster(tmp_path_factory):
     """A running one-node SLURM cluster for the whole test session; skipped only where SLURM is absent."""
     reason = slurm_missing()
     if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM tests: {reason}")
         pytest.skip(reason)
     # short, world-readable paths: munge's socket path must stay under ~100 bytes
     with running_cluster() as cluster:

@@ -11,6 +11,8 @@ as a ``CONSOLE`` line, which must not appear.
 
 from __future__ import annotations
 
+import os
+
 import re
 import shutil
 import subprocess
@@ -25,6 +27,8 @@ from optbench.report.cli import main
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
+if CHROMIUM is None and os.environ.get("CI"):
+    raise RuntimeError("CI must run the browser tests: chromium is not installed (.ci/run installs it)")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed here (apt-get install chromium); "
                                                           "CI installs it")
 

@@ -517,7 +517,8 @@ def _load_run(folder: Path) -> Run:
         status = summary.get("status")
         if status == "failed":
             error = " ".join(str(summary.get("error") or "no error message").split())
-            raise PlotError(f"{folder} failed before logging a step: {error[:300]} Fix: correct that and rerun it.")
+            fix = "" if "fix" in error.lower() else " Fix: correct that and rerun it."
+            raise PlotError(f"{folder} failed before logging a step: {error[:300]}{fix}")
         if summary:
             raise PlotError(
                 f"{folder} has summary.json (status {status}) but no losses.csv. "
