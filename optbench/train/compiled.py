@@ -34,8 +34,10 @@ parameters, gradients, optimizer state and RNG are put back exactly. Hence:
   float) and put into the group for the duration of the call, then the float is
   put back, so the recorder, the scheduler and checkpoints only ever see floats.
   The scratch kernels take tensor hyperparameters (``optbench.optim.functional``);
-  torch.optim's steps accept a tensor ``lr`` under ``torch.compile``. A schedule
-  then changes a graph input's value, never the graph;
+  torch.optim's steps accept a tensor ``lr`` (the Adam family only with
+  ``capturable=True``, which the compiled call sets the same way: under
+  ``torch.compile`` it only selects the tensor-step arithmetic). A schedule then
+  changes a graph input's value, never the graph;
 * LBFGS (``step(closure)``) is refused: it evaluates the loss a data-dependent
   number of times per update;
 * nothing new can appear after warm-up, so when the step compiled to one graph per
@@ -127,6 +129,7 @@ class CompiledStep:
         like = self.params[0] if self.params else torch.zeros(())
         self._lr_values = [group["lr"] for group in optimizer.param_groups]
         self._lrs = [torch.tensor(float(v), dtype=like.dtype, device=like.device) for v in self._lr_values]
+        self._swapped = ("lr", "capturable")  # the group keys a compiled call changes and puts back
         self._calls = 0
         #: steady-state calls check only the guards that tell the compiled graphs apart
         #: (set by ``warm_up``: only for a step compiled without graph breaks)
@@ -160,18 +163,20 @@ class CompiledStep:
 
     def compiled(self, batch: Batch) -> torch.Tensor:
         groups = self.optimizer.param_groups
-        floats = [group["lr"] for group in groups]
-        for i, (lr, tensor, group) in enumerate(zip(floats, self._lrs, groups)):
-            if lr != self._lr_values[i]:  # a schedule moved it: the same tensor, a new value
-                tensor.fill_(lr)
-                self._lr_values[i] = lr
+        saved = [{key: group[key] for key in self._swapped if key in group} for group in groups]
+        for i, (tensor, group) in enumerate(zip(self._lrs, groups)):
+            if group["lr"] != self._lr_values[i]:  # a schedule moved it: the same tensor, a new value
+                tensor.fill_(group["lr"])
+                self._lr_values[i] = group["lr"]
             group["lr"] = tensor
+            if "capturable" in group:  # torch.optim's Adam family takes a tensor lr only so
+                group["capturable"] = True
         try:
             with torch.no_grad():  # an inference graph; grad_and_value differentiates inside it anyway
                 return self._traced(batch)
         finally:
-            for group, lr in zip(groups, floats):
-                group["lr"] = lr
+            for group, values in zip(groups, saved):
+                group.update(values)
 
     def eager(self, batch: Batch) -> torch.Tensor:
         loss = loss_and_grad(self.problem, self.model, batch, self.params, self.clipper)
