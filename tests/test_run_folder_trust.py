@@ -410,3 +410,19 @@ def test_battery_helper_sees_a_changed_byte(tmp_path):
         from hostile import Outcome
 
         assert_no_traceback(Outcome(1, "", 'Traceback (most recent call last):\n  File "x"'))
+
+
+def test_a_requeued_job_continues_its_checkpoint_or_restarts_without_one(interrupted_runs, tmp_path):
+    from conftest import compose_config
+
+    from optbench.jobs import plan_job
+
+    run = copy_run(interrupted_runs["rmsprop"], tmp_path)
+    cfg = compose_config(*LONG)
+    assert plan_job(cfg, run, list(LONG), requeued=True).action == "resume"
+    assert plan_job(cfg, run, list(LONG), requeued=False).action == "refuse"  # a plain rerun never writes over it
+    (run / CHECKPOINT).unlink()
+    plan = plan_job(cfg, run, list(LONG), requeued=True)
+    assert plan.action == "fresh" and "requeued" in plan.message
+    other = compose_config(*LONG, "optimizer.lr=0.5")
+    assert plan_job(other, run, list(LONG), requeued=True).action == "refuse"  # another config's run: never
