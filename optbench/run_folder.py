@@ -66,6 +66,14 @@ PROBLEM_LOSS_COLUMNS = {
     "grad_x": "quadratic only: f'(x) = 8x",
 }
 
+#: columns ``diagnostics=true`` adds to losses.csv at each logged step
+DIAGNOSTIC_COLUMNS = {
+    "grad_norm": "diagnostics=true: L2 norm of the gradient over all parameters, as the optimizer received it "
+                 "(after clipping)",
+    "update_norm": "diagnostics=true: L2 norm of theta_t - theta_(t-1) over all parameters",
+    "update_ratio": "diagnostics=true: update_norm / L2 norm of theta_(t-1)",
+}
+
 # --------------------------------------------------------------------------- statuses
 
 RUNNING, COMPLETED, DIVERGED, INTERRUPTED, FAILED, SKIPPED = (

@@ -26,7 +26,7 @@ def test_file_table_names_every_file_the_module_names():
 
 
 def test_losses_columns_match():
-    assert table_keys("losses.csv") == [*rf.LOSS_COLUMNS, *rf.PROBLEM_LOSS_COLUMNS]
+    assert table_keys("losses.csv") == [*rf.LOSS_COLUMNS, *rf.PROBLEM_LOSS_COLUMNS, *rf.DIAGNOSTIC_COLUMNS]
 
 
 def test_epochs_columns_match():

@@ -89,6 +89,7 @@ class RunConfig:
     threads: Optional[int] = None
     quiet: bool = False
     compile: bool = False
+    diagnostics: bool = False
     grad_clip: GradClipConfig = field(default_factory=GradClipConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     checkpoint_every: Optional[int] = None

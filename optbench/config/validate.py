@@ -408,6 +408,11 @@ def _check_combinations(run: DictConfig) -> None:
             "data-dependent number of times, so there is no single training step to compile. Fix: run it with "
             "compile=false."
         )
+    if run.compile and run.diagnostics:
+        raise OptbenchError(
+            "diagnostics=true reads each parameter's .grad, which the compiled step does not keep (it takes "
+            "gradients functionally). Fix: run the diagnostics with compile=false (the losses are the same)."
+        )
     _check_seed(run.seed, run.epochs)
 
 

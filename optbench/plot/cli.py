@@ -93,7 +93,8 @@ def plot_parser() -> argparse.ArgumentParser:
                                               "quadratic runs: step)")
     fig.add_argument("--y", metavar="Y", help="loss (minibatch train loss, default) | full_loss (linreg) | "
                                               "suboptimality (f - f*, linreg and quadratic) | train_loss (epoch mean) | "
-                                              "test_loss | test_acc (mnist, fashion_mnist; from epochs.csv)")
+                                              "test_loss | test_acc (mnist, fashion_mnist; from epochs.csv) | "
+                                              "grad_norm | update_norm | update_ratio (runs with diagnostics=true)")
     scale = fig.add_mutually_exclusive_group()
     scale.add_argument("--linear", dest="linear", action="store_const", const=True, default=None,
                        help="linear y axis (default: log, except test_acc and quadratic runs)")

@@ -20,6 +20,9 @@ Y_SOURCES = {
     "train_loss": ("epochs", "train_loss"),
     "test_loss": ("epochs", "test_loss"),
     "test_acc": ("epochs", "test_acc"),
+    "grad_norm": ("losses", "grad_norm"),
+    "update_norm": ("losses", "update_norm"),
+    "update_ratio": ("losses", "update_ratio"),
 }
 Y_LABELS = {
     "loss": "train loss (minibatch)",
@@ -28,6 +31,9 @@ Y_LABELS = {
     "train_loss": "train loss (epoch mean)",
     "test_loss": "test loss",
     "test_acc": "test accuracy",
+    "grad_norm": "gradient norm",
+    "update_norm": "update norm ||θ_t - θ_(t-1)||",
+    "update_ratio": "update ratio ||Δθ|| / ||θ||",
 }
 #: which datasets record a column, for the message when one does not
 Y_DATASETS = {
@@ -43,6 +49,8 @@ Y_DATASET_NAMES = {
     "test_acc": {"mnist", "fashion_mnist"},
 }
 KNOWN_DATASETS = {"mnist", "fashion_mnist", "linreg", "quadratic"}
+#: columns only runs with diagnostics=true record
+DIAGNOSTIC_Y = ("grad_norm", "update_norm", "update_ratio")
 #: y values where larger is better
 HIGHER_IS_BETTER = {"test_acc"}
 
@@ -80,6 +88,9 @@ def y_problem(run: Run, y: str) -> str | None:
     else:
         table = run.losses
     if column not in table.columns:
+        if y in DIAGNOSTIC_Y:
+            return (f"{run.name} has no {y} column: it ran without diagnostics. "
+                    "Fix: rerun it with diagnostics=true, or leave it out of this figure.")
         return not_recorded
     return None
 

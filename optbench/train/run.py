@@ -21,7 +21,7 @@ from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
 from optbench.problems import make_problem
 from optbench import stop_signal
-from optbench.run_folder import CHECKPOINT, FAILED, INTERRUPTED, RUNNING, SUMMARY, SUMMARY_KEYS, write_json_atomic
+from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, FAILED, INTERRUPTED, RUNNING, SUMMARY, SUMMARY_KEYS, write_json_atomic
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.clipping import make_clipper
 from optbench.train.console import RunConsole
@@ -117,7 +117,8 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
     if resume:
         summary.update(resumed_from_step=state.step)
     try:
-        recorder = RunRecorder(run_dir, problem.step_column_names, summary, resume=resume)
+        columns = tuple(problem.step_column_names) + (tuple(DIAGNOSTIC_COLUMNS) if cfg.diagnostics else ())
+        recorder = RunRecorder(run_dir, columns, summary, resume=resume)
     except OSError as err:
         raise _write_error(run_dir, err, summary) from None
 
@@ -142,7 +143,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
             seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
             log_every=cfg.log_every, should_stop=stop_signal.should_stop,
             on_checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
-            step_fn=step_fn,
+            step_fn=step_fn, diagnostics=cfg.diagnostics,
         )
         stop_signal.training_began()
         try:

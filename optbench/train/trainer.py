@@ -99,6 +99,7 @@ class Trainer:
         on_checkpoint: Callable[[LoopState], None] | None = None,
         checkpoint_every: int | None = None,
         step_fn: Callable | None = None,
+        diagnostics: bool = False,
     ):
         self.problem, self.model, self.optimizer = problem, model, optimizer
         self.scheduler, self.clipper, self.needs_closure = scheduler, clipper, needs_closure
@@ -110,6 +111,11 @@ class Trainer:
         self.should_stop, self.on_checkpoint, self.checkpoint_every = should_stop, on_checkpoint, checkpoint_every
         self.params = optimized_params(optimizer)
         self.step_fn = step_fn or self.eager_step
+        self.diagnostics = None
+        if diagnostics:
+            from optbench.train.diagnostics import Diagnostics
+
+            self.diagnostics = Diagnostics(self.params)
         #: (loss, step, batch_in_epoch, examples_seen, lr) of the steps since the last log point
         self._unlogged: list[tuple] = []
 
@@ -171,6 +177,8 @@ class Trainer:
         logged = step % self.log_every == 0 or step == self.total_steps - 1
         lr = self.optimizer.param_groups[0]["lr"]
         before = self.problem.step_columns_before(self.model) if logged else None
+        if logged and self.diagnostics is not None:
+            self.diagnostics.before_step()
         started = time.perf_counter()
         loss = self.step_fn(batch)
         epoch_sum += loss
@@ -199,6 +207,8 @@ class Trainer:
             **self.problem.step_columns(self.model),
             "wall_time_s": round(state.wall_time_s, 6),
         }
+        if self.diagnostics is not None:
+            row.update(self.diagnostics.after_step())
         self.recorder.log_step(row)
         self.console.advance(state.step, value)
         state.last_loss = value
