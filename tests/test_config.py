@@ -156,7 +156,9 @@ def test_asgd_alpha_is_a_power_not_a_decay_rate():
         (["batch_size=1001"], ["batch_size", "dataset.num_examples"]),
         (["quiet=1"], ["quiet", "true or false"]),
         (["dataset.true_w=[[1]]"], ["dataset.true_w[0]"]),
-        (["compile=true", "schedule.kind=cosine"], ["compile"]),
+        (["compile=true", "optimizer=lbfgs", "optimizer.impl=builtin"], ["compile"]),
+        (["compile=true", "diagnostics=true"], ["diagnostics", "compile=false"]),
+        (["optimizer=adam", "optimizer.impl=builtin", "optimizer.eps_in_sqrt=true"], ["eps_in_sqrt"]),
         (["epochs=99999999999999999999"], ["epochs"]),
     ],
 )

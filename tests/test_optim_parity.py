@@ -23,6 +23,8 @@ Measured with torch 2.15 on CPU (these are the numbers in the README section
     step lr*g/(sqrt(s)+eps) is up to 1/sqrt(eps) times the seeds' lr*g/sqrt(s+eps)), and
     the MLP's dynamics carry that on. Linear regression has no tiny gradients (noise 0.01
     keeps s >> eps), so the per-step ratio stays within ~eps/(2s) of 1.
+  * eps_in_sqrt=false (torch's placement in the scratch formula): rmsprop and adagrad bitwise
+    equal to torch, adam and rmsprop with momentum/centered/weight decay elementwise <= 8e-15.
 """
 
 from __future__ import annotations
@@ -282,4 +284,4 @@ def test_eps_outside_the_sqrt_equals_torch(problem, name, override):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=0)
     assert rel(scratch, builtin) < 1e-12
     seeds = params_of(run(problem, name, "scratch", {**hp, "eps_in_sqrt": True})[0])
-    assert rel(seeds, builtin) > 1e-11  # not vacuous: the flag is what makes them agree
+    assert rel(seeds, builtin) > 1e-12  # not vacuous (measured >= 1.1e-11): the flag makes them agree

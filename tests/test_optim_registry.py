@@ -193,7 +193,7 @@ def test_eps_in_sqrt_is_scratch_only(name):
     assert "eps_in_sqrt" not in OPTIMIZERS[name].to_torch(off)
     for value in (None, False):
         build_optimizer(model.parameters(), name, "builtin", {**hp, "eps_in_sqrt": value})
-    with pytest.raises(OptbenchError, match="eps_in_sqrt=true.*Fix:.*impl=scratch"):
+    with pytest.raises(OptbenchError, match="eps_in_sqrt=true has no torch.optim equivalent.*Fix:.*impl=scratch"):
         build_optimizer(model.parameters(), name, "builtin", {**hp, "eps_in_sqrt": True})
     legacy = {k: v for k, v in hp.items() if k != "eps_in_sqrt"}
     assert build_optimizer(model.parameters(), name, "scratch", legacy).param_groups[0]["eps_in_sqrt"] is True
@@ -206,7 +206,8 @@ def test_eps_in_sqrt_true_with_builtin_is_refused_by_validation():
 
     with pytest.raises(OptbenchError, match="eps_in_sqrt") as err:
         validate(compose_config("optimizer=adam", "optimizer.impl=builtin", "optimizer.eps_in_sqrt=true"))
-    assert "Fix" in str(err.value) and "\n" not in str(err.value)
+    message = str(err.value)
+    assert message.count("Fix") == 1 and "\n" not in message and "impl=scratch" in message
     for extra in ("optimizer.eps_in_sqrt=false", "optimizer.impl=scratch"):
         validate(compose_config("optimizer=adam", "optimizer.impl=builtin", extra))
     assert validate(compose_config("optimizer=adam")).optimizer.eps_in_sqrt is None

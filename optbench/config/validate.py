@@ -462,6 +462,8 @@ def _check_with_torch(node: DictConfig) -> None:
         else:
             closure()
             optimizer.step()
+    except OptbenchError:
+        raise  # our own mapping already said what is wrong and how to fix it
     except Exception as err:  # whatever torch refuses or breaks on: never a traceback mid-run
         shown = " ".join(f"optimizer.{k}={v}" for k, v in hparams.items())
         raise OptbenchError(

@@ -60,9 +60,8 @@ _EPS_IN_SQRT = {"eps_in_sqrt": (Optional[bool], None)}  # scratch-only: see the 
 #: scratch-only key: (its default in the schema, the values impl=builtin accepts, why the others are refused)
 _SCRATCH_ONLY: dict[str, tuple] = {
     "eps_in_sqrt": (None, (None, False),
-                    "torch.optim puts eps outside the square root (sqrt(s) + eps); only the scratch "
-                    "implementation can put it inside. Fix: drop optimizer.eps_in_sqrt (or set it to false) "
-                    "with optimizer.impl=builtin, or run optimizer.impl=scratch"),
+                    "torch.optim puts eps outside the square root (sqrt(s) + eps), so with optimizer.impl=builtin "
+                    "leave optimizer.eps_in_sqrt null or set it to false; only optimizer.impl=scratch puts eps inside"),
 }
 
 # name: (scratch class, torch class, {config key: (type, torch argument)}, fixed torch kwargs, aliases)
@@ -162,6 +161,7 @@ def _to_torch(keys: Mapping[str, tuple], fixed: Mapping, foreach: bool, hparams:
             _, accepted, why = _SCRATCH_ONLY[key]
             if hparams.get(key) not in accepted:
                 raise OptbenchError(f"optimizer.{key}={str(hparams[key]).lower()} has no torch.optim equivalent: {why}.")
+            # (no "Fix:" here: validation wraps this line into its own message, which names the fix)
             continue
         arg, _, index = target.partition(".")
         if index:
@@ -245,6 +245,11 @@ def build_optimizer(params, name: str, impl: str, hparams: dict) -> torch.optim.
             f"{', '.join(sorted(hparams)) or 'none'}. Fix: use conf/optimizer/{name}.yaml's keys "
             f"(optimizer.<key>=value on the command line)."
         )
+    if impl == "builtin":
+        for key, (_, accepted, why) in _SCRATCH_ONLY.items():
+            if hparams.get(key) not in accepted:
+                raise OptbenchError(f"optimizer.{key}={str(hparams[key]).lower()} has no torch.optim equivalent: "
+                                    f"{why}. Fix: drop optimizer.{key}=true, or pass optimizer.impl=scratch.")
     if impl == "scratch":  # a scratch-only key left null: the scratch class's own default
         hparams = {k: v for k, v in hparams.items() if not (k in _SCRATCH_ONLY and v is None)}
     try:
