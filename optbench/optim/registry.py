@@ -160,8 +160,8 @@ def _to_torch(keys: Mapping[str, tuple], fixed: Mapping, foreach: bool, hparams:
         if target is None:  # scratch-only
             _, accepted, why = _SCRATCH_ONLY[key]
             if hparams.get(key) not in accepted:
-                raise OptbenchError(f"optimizer.{key}={str(hparams[key]).lower()} has no torch.optim equivalent: {why}.")
-            # (no "Fix:" here: validation wraps this line into its own message, which names the fix)
+                raise OptbenchError(f"optimizer.{key}={str(hparams[key]).lower()} has no torch.optim equivalent: "
+                                    f"{why}. Fix: drop optimizer.{key}=true, or pass optimizer.impl=scratch.")
             continue
         arg, _, index = target.partition(".")
         if index:
