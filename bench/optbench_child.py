@@ -2,8 +2,8 @@
 
 ``cli <overrides...>``: the real ``optbench`` command (Hydra, config validation,
 run folder, progress bar, the CLI's early ``set_flush_denormal``) in this process,
-with ``Trainer.run`` (and, inside it, the end-of-epoch work: test-set evaluation,
-epochs.csv) wrapped in timers. ``api <run_dir> <overrides...>``: the
+with a process callback timing ``Trainer.run`` (and the trainer's own count of the
+end-of-epoch work: test-set evaluation, epochs.csv). ``api <run_dir> <overrides...>``: the
 Python API (compose, ``validate``, ``execute``), which leaves torch's denormal
 handling alone. Either writes ``{"loop_s": ..., "epoch_end_s": ...}`` to the file named by
 ``$OPTBENCH_BENCH_OUT``; the run's own numbers are in its summary.json.
@@ -18,28 +18,18 @@ import time
 
 
 def _time_the_loop() -> None:
-    from optbench.train import trainer
+    """A process callback (``optbench.train.callbacks``) that times the loop from its start to its end."""
+    from optbench.train.callbacks import Callback, add_process_callback
 
-    run, end_epoch = trainer.Trainer.run, trainer.Trainer._end_epoch
-    spent = {"epoch_end_s": 0.0}
+    class LoopTimer(Callback):
+        def on_train_start(self, trainer, state):
+            self.started = time.perf_counter()
 
-    def timed_end_epoch(self, *args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return end_epoch(self, *args, **kwargs)
-        finally:
-            spent["epoch_end_s"] += time.perf_counter() - started
-
-    def timed(self, state=None):
-        started = time.perf_counter()
-        try:
-            return run(self, state)
-        finally:
+        def on_train_end(self, trainer, state, outcome):
             with open(os.environ["OPTBENCH_BENCH_OUT"], "w") as out:
-                json.dump({"loop_s": time.perf_counter() - started, **spent}, out)
+                json.dump({"loop_s": time.perf_counter() - self.started, "epoch_end_s": trainer.epoch_end_time_s}, out)
 
-    trainer.Trainer.run = timed
-    trainer.Trainer._end_epoch = timed_end_epoch
+    add_process_callback(LoopTimer)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """``compile=true``: the training step as one ``torch.compile``d function.
 
-The step does what the eager loop does (``Trainer.eager_step``): the minibatch loss
+The step does what the eager step does (``trainer.EagerStep``): the minibatch loss
 and its gradient, gradient clipping, ``optimizer.step()``. It is written
 functionally so that forward and backward land in the same graph as the update::
 

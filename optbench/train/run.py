@@ -28,7 +28,8 @@ from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
 from optbench.train.recorder import RunRecorder
 from optbench.train.schedules import make_scheduler
-from optbench.train.trainer import LoopState, Outcome, Trainer, planned_steps
+from optbench.train.callbacks import Checkpointing, Diagnosing, Progress, Recording, StopOnSignal, process_callbacks
+from optbench.train.trainer import EagerStep, LoopSettings, LoopState, Trainer, optimized_params, planned_steps
 
 
 def _now() -> str:
@@ -128,23 +129,20 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
 
     try:
         clipper = make_clipper(cfg.grad_clip.kind, cfg.grad_clip.threshold)
-        step_fn, compile_time = None, None
+        step, compile_time = EagerStep(problem, model, optimizer, clipper, spec.needs_closure), None
         if cfg.compile:
             from optbench.train.compiled import compile_step
 
-            step_fn, compile_time = compile_step(problem, model, optimizer, clipper, spec,
-                                                 batch_size=cfg.batch_size, scheduler=scheduler)
-        trainer = Trainer(
-            problem, model, optimizer,
-            scheduler=scheduler,
-            clipper=clipper,
-            needs_closure=spec.needs_closure,
-            recorder=recorder, console=console,
-            seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
-            log_every=cfg.log_every, should_stop=stop_signal.should_stop,
-            on_checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
-            step_fn=step_fn, diagnostics=cfg.diagnostics,
-        )
+            step, compile_time = compile_step(problem, model, optimizer, clipper, spec,
+                                              batch_size=cfg.batch_size, scheduler=scheduler)
+        callbacks = [Recording(recorder), Progress(console), StopOnSignal(stop_signal.should_stop),
+                     Checkpointing(cfg.checkpoint_every, checkpoint)]
+        if cfg.diagnostics:
+            callbacks.append(Diagnosing(optimized_params(optimizer)))
+        settings = LoopSettings(seed=cfg.seed, batch_size=cfg.batch_size, epochs=cfg.epochs, max_steps=cfg.steps,
+                                log_every=cfg.log_every)
+        trainer = Trainer(problem, model, optimizer, settings, step=step, scheduler=scheduler,
+                          callbacks=callbacks + process_callbacks())
         stop_signal.training_began()
         try:
             outcome, state = trainer.run(state)

@@ -1,4 +1,4 @@
-"""The training loop: batches in, updates out, rows to the recorder.
+"""The training loop: batches in, updates out, rows to the callbacks.
 
 One step is the seeds' loop body: forward, loss, ``zero_grad``, backward, (clip),
 ``optimizer.step()``. The minibatch loss is accumulated on the device and read only
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
 from optbench.problems.base import Problem
-from optbench.train.console import RunConsole
-from optbench.train.recorder import RunRecorder
+from optbench.train.callbacks import Callback
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -78,93 +77,112 @@ class Outcome:
     diverged_at_step: int | None = None
 
 
-class Trainer:
-    def __init__(
-        self,
-        problem: Problem,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        *,
-        scheduler=None,
-        clipper: Callable | None = None,
-        needs_closure: bool = False,
-        recorder: RunRecorder,
-        console: RunConsole,
-        seed: int,
-        batch_size: int,
-        epochs: int,
-        max_steps: int | None,
-        log_every: int,
-        should_stop: Callable[[], bool] = lambda: False,
-        on_checkpoint: Callable[[LoopState], None] | None = None,
-        checkpoint_every: int | None = None,
-        step_fn: Callable | None = None,
-        diagnostics: bool = False,
-    ):
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the loop runs: the batch order's seed, the batch size, how long, how often it logs."""
+
+    seed: int
+    batch_size: int
+    epochs: int
+    max_steps: int | None
+    log_every: int
+
+
+class EagerStep:
+    """The seeds' step, eagerly: clear, loss, backward, clip, ``optimizer.step()``; returns the loss before it.
+
+    The step protocol every engine shares: ``step(batch) -> loss`` (a detached 0-dim
+    tensor), the update done. ``optbench.train.compiled`` makes a compiled one.
+    """
+
+    def __init__(self, problem: Problem, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 clipper: Callable | None = None, needs_closure: bool = False):
         self.problem, self.model, self.optimizer = problem, model, optimizer
-        self.scheduler, self.clipper, self.needs_closure = scheduler, clipper, needs_closure
-        self.recorder, self.console = recorder, console
-        self.seed, self.batch_size, self.log_every = seed, batch_size, log_every
-        self.steps_per_epoch = problem.steps_per_epoch(batch_size)
-        self.epochs = epochs
-        self.total_steps = planned_steps(self.steps_per_epoch, epochs, max_steps)
-        self.should_stop, self.on_checkpoint, self.checkpoint_every = should_stop, on_checkpoint, checkpoint_every
+        self.clipper, self.needs_closure = clipper, needs_closure
         self.params = optimized_params(optimizer)
-        self.step_fn = step_fn or self.eager_step
-        self.diagnostics = None
-        if diagnostics:
-            from optbench.train.diagnostics import Diagnostics
 
-            self.diagnostics = Diagnostics(self.params)
-        #: (loss, step, batch_in_epoch, examples_seen, lr) of the steps since the last log point
-        self._unlogged: list[tuple] = []
+    def _loss_and_grad(self, batch) -> torch.Tensor:
+        return loss_and_grad(self.problem, self.model, batch, self.params, self.clipper)
 
-    def eager_step(self, batch) -> torch.Tensor:
-        """One update; returns the minibatch loss computed before it (detached)."""
+    def __call__(self, batch) -> torch.Tensor:
         if self.needs_closure:
             return self.optimizer.step(lambda: self._loss_and_grad(batch)).detach()
         loss = self._loss_and_grad(batch)
         self.optimizer.step()
         return loss.detach()
 
-    def _loss_and_grad(self, batch) -> torch.Tensor:
-        return loss_and_grad(self.problem, self.model, batch, self.params, self.clipper)
+
+class Trainer:
+    """The loop: a step function, loop settings and callbacks (``optbench.train.callbacks``).
+
+    ``wall_time_s`` counts only the time from the start of ``step`` to the end of the
+    scheduler's step, summed over steps (docs/run-format.md); logging, evaluation and
+    callbacks are outside it.
+    """
+
+    def __init__(self, problem: Problem, model: nn.Module, optimizer: torch.optim.Optimizer, settings: LoopSettings,
+                 *, step: Callable, scheduler=None, callbacks: Sequence[Callback] = ()):
+        self.problem, self.model, self.optimizer, self.settings = problem, model, optimizer, settings
+        self.step, self.scheduler = step, scheduler
+        self.callbacks = list(callbacks)
+        self.steps_per_epoch = problem.steps_per_epoch(settings.batch_size)
+        self.total_steps = planned_steps(self.steps_per_epoch, settings.epochs, settings.max_steps)
+        self.params = optimized_params(optimizer)
+        #: seconds spent in end-of-epoch work (test-set evaluation, epoch rows), for the benchmark
+        self.epoch_end_time_s = 0.0
+        #: (loss, step, batch_in_epoch, examples_seen, lr) of the steps since the last log point
+        self._unlogged: list[tuple] = []
+
+    def title(self) -> str:
+        return f"{self.problem.name}: {self.total_steps} steps, batch {self.settings.batch_size}"
 
     def run(self, state: LoopState | None = None) -> tuple[Outcome, LoopState]:
         state = state or LoopState()
-        self.console.start(self._title(), self.total_steps, done=state.step)
+        for callback in self.callbacks:
+            callback.on_train_start(self, state)
+        outcome, state = self._loop(state)
+        for callback in self.callbacks:
+            callback.on_train_end(self, state, outcome)
+        return outcome, state
+
+    def _should_stop(self) -> bool:
+        return any(callback.should_stop() for callback in self.callbacks)
+
+    def _savers(self, state: LoopState) -> list[Callback]:
+        return [callback for callback in self.callbacks if callback.wants_save(state)]
+
+    def _loop(self, state: LoopState) -> tuple[Outcome, LoopState]:
+        settings = self.settings
         device = next(iter(self.params)).device if self.params else torch.device("cpu")
-        while state.step < self.total_steps and state.epoch < self.epochs:
+        while state.step < self.total_steps and state.epoch < settings.epochs:
             epoch_sum = torch.tensor(state.epoch_loss_sum, device=device, dtype=torch.float64)
-            batches = self.problem.batches(self.batch_size, epoch_generator(self.seed, state.epoch))
+            batches = self.problem.batches(settings.batch_size, epoch_generator(settings.seed, state.epoch))
             for _ in range(state.batch_in_epoch):  # resuming mid-epoch: skip what was done
                 next(batches)
             for batch in batches:
-                if self.should_stop():
+                if self._should_stop():
                     outcome = self._first_nonfinite(state) or Outcome("interrupted")
                     state.epoch_loss_sum = float(epoch_sum)
                     return outcome, state
                 outcome = self._one_step(state, batch, epoch_sum)
+                savers = self._savers(state) if outcome is None else []
+                if savers:
+                    outcome = self._first_nonfinite(state)
                 if outcome is not None:
                     state.epoch_loss_sum = float(epoch_sum)
                     self._end_epoch(state, partial=True)
                     return outcome, state
-                if self.checkpoint_every and state.step % self.checkpoint_every == 0 and self.on_checkpoint:
-                    outcome = self._first_nonfinite(state)
-                    if outcome is not None:
-                        state.epoch_loss_sum = float(epoch_sum)
-                        self._end_epoch(state, partial=True)
-                        return outcome, state
+                if savers:
                     state.epoch_loss_sum = float(epoch_sum)
-                    self.on_checkpoint(state)
+                    for callback in savers:
+                        callback.save(self, state)
                 if state.step >= self.total_steps:
                     break
             outcome = self._first_nonfinite(state)
+            state.epoch_loss_sum = float(epoch_sum)
             if outcome is not None:
-                state.epoch_loss_sum = float(epoch_sum)
                 self._end_epoch(state, partial=True)
                 return outcome, state
-            state.epoch_loss_sum = float(epoch_sum)
             finished = state.batch_in_epoch >= self.steps_per_epoch
             self._end_epoch(state, partial=not finished)
             if not finished:
@@ -174,13 +192,15 @@ class Trainer:
 
     def _one_step(self, state: LoopState, batch, epoch_sum: torch.Tensor) -> Outcome | None:
         step = state.step
-        logged = step % self.log_every == 0 or step == self.total_steps - 1
+        logged = step % self.settings.log_every == 0 or step == self.total_steps - 1
         lr = self.optimizer.param_groups[0]["lr"]
-        before = self.problem.step_columns_before(self.model) if logged else None
-        if logged and self.diagnostics is not None:
-            self.diagnostics.before_step()
+        before = None
+        if logged:
+            before = self.problem.step_columns_before(self.model)
+            for callback in self.callbacks:
+                callback.before_logged_step(self, state)
         started = time.perf_counter()
-        loss = self.step_fn(batch)
+        loss = self.step(batch)
         epoch_sum += loss
         if self.scheduler is not None:
             self.scheduler.step()
@@ -207,16 +227,18 @@ class Trainer:
             **self.problem.step_columns(self.model),
             "wall_time_s": round(state.wall_time_s, 6),
         }
-        if self.diagnostics is not None:
-            row.update(self.diagnostics.after_step())
-        self.recorder.log_step(row)
-        self.console.advance(state.step, value)
-        state.last_loss = value
-        state.last_row = row
+        for callback in self.callbacks:
+            row.update(callback.log_columns(self, state))
+        self._log(state, row)
         if not math.isfinite(value):
             return Outcome("diverged", diverged_at_step=step)
         state.best_loss = value if state.best_loss is None else min(state.best_loss, value)
         return None
+
+    def _log(self, state: LoopState, row: dict) -> None:
+        for callback in self.callbacks:
+            callback.on_log(self, state, row)
+        state.last_loss, state.last_row = row["loss"], row
 
     def _first_nonfinite(self, state: LoopState) -> Outcome | None:
         """Check the unlogged steps since the last check; log the first non-finite one and stop there.
@@ -231,26 +253,23 @@ class Trainer:
         if bool(finite.all()):
             return None
         loss, step, batch_in_epoch, examples_seen, lr = window[int((~finite).nonzero()[0, 0])]
-        value = float(loss)
         row = {"step": step, "epoch": state.epoch + batch_in_epoch / self.steps_per_epoch,
-               "examples_seen": examples_seen, "loss": value, "lr": lr, "wall_time_s": round(state.wall_time_s, 6)}
-        self.recorder.log_step(row)
-        self.console.advance(state.step, value)
-        state.last_loss, state.last_row = value, row
+               "examples_seen": examples_seen, "loss": float(loss), "lr": lr,
+               "wall_time_s": round(state.wall_time_s, 6)}
+        self._log(state, row)
         return Outcome("diverged", diverged_at_step=step)
 
     def _end_epoch(self, state: LoopState, partial: bool) -> None:
         if state.batch_in_epoch == 0:
             return
+        started = time.perf_counter()
         train_loss = state.epoch_loss_sum / state.batch_in_epoch
         number = state.epoch + state.batch_in_epoch / self.steps_per_epoch if partial else state.epoch + 1
         row = {"epoch": round(number, 6) if partial else number, "train_loss": train_loss,
                "epoch_time_s": round(state.epoch_time_s, 6)}
         if math.isfinite(train_loss):
             row.update(self.problem.evaluate(self.model))
-        self.recorder.log_epoch(row)
         state.epoch_rows.append(row)
-        self.console.epoch(state.epoch, row)
-
-    def _title(self) -> str:
-        return f"{self.problem.name}: {self.total_steps} steps, batch {self.batch_size}"
+        for callback in self.callbacks:
+            callback.on_epoch(self, state, row)
+        self.epoch_end_time_s += time.perf_counter() - started
