@@ -11,10 +11,7 @@ from optbench import stop_signal
 
 stop_signal.install()  # before the imports below: a Ctrl-C while Hydra or torch loads is still a clean stop
 
-import atexit  # noqa: E402
-import os
-import sys
-import threading
+import sys  # noqa: E402
 from pathlib import Path
 
 import hydra
@@ -137,31 +134,9 @@ def main() -> None:
 
 
 def _exit(code) -> None:
-    """``sys.exit(code)``, skipping the interpreter's teardown unless other threads must be joined.
+    from optbench.compat import fast_exit
 
-    Tearing down a process that imported torch takes about a second (it collects
-    torch's whole module graph), a quarter of the default run. By then every file
-    optbench writes is closed; the exit handlers (logging's flush among them) still
-    run and the standard streams are flushed. While non-daemon threads are alive (a
-    parallel launcher's executor), the ordinary exit joins them.
-    """
-    main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
-        sys.exit(code)
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
-        print(code, file=sys.stderr)
-        status = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            status = status or 1
-    os._exit(status)
+    fast_exit(code)
 
 
 if __name__ == "__main__":

@@ -505,3 +505,75 @@ def quiet_refused_job_returns() -> None:
 
     return_value._optbench_quiet = True  # type: ignore[attr-defined]
     JobReturn.return_value = property(return_value, original.fset)
+
+
+# --------------------------------------------------------------------------- start-up and exit speed
+
+#: shims named here (comma-separated, in $OPTBENCH_SHIMS_OFF) are switched off: the plain, slower path runs
+SHIMS_OFF_ENV = "OPTBENCH_SHIMS_OFF"
+
+
+def shim_on(name: str) -> bool:
+    return name not in {part.strip() for part in os.environ.get(SHIMS_OFF_ENV, "").split(",")}
+
+
+@contextlib.contextmanager
+def dynamo_stays_unimported():
+    """Build an optimizer without importing torch._dynamo (2-3 s: as long as the rest of the default run).
+
+    ``torch.optim.Optimizer.__init__`` calls ``add_param_group``, which torch wraps in
+    ``torch._disable_dynamo``: the wrapper's first call imports torch._dynamo only to
+    hide the function from a compiler. While torch._dynamo is not imported nothing can
+    be compiling, so the wrapped function itself is equivalent; the wrapper reads it
+    from its cache slot ``__dynamo_disable``, filled here for the construction only.
+    Any other torch layout degrades to the ordinary (slower) import. Off switch:
+    ``OPTBENCH_SHIMS_OFF=dynamo_slot``; tests/test_compat.py fails when torch changes.
+    """
+    import sys
+
+    import torch
+
+    fn = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
+    if (not shim_on("dynamo_slot") or "torch._dynamo" in sys.modules or fn is None
+            or hasattr(fn, "__dynamo_disable")):
+        yield
+        return
+    setattr(fn, "__dynamo_disable", fn)
+    try:
+        yield
+    finally:
+        if getattr(fn, "__dynamo_disable", None) is fn:
+            delattr(fn, "__dynamo_disable")
+
+
+def fast_exit(code) -> None:
+    """``sys.exit(code)``, skipping the interpreter's teardown unless other threads must be joined.
+
+    Tearing down a process that imported torch takes about a second (it collects
+    torch's whole module graph), a quarter of the default run. By then every file
+    optbench writes is closed; the exit handlers (logging's flush among them) still
+    run and the standard streams are flushed. While non-daemon threads are alive (a
+    parallel launcher's executor), the ordinary exit joins them. Off switch:
+    ``OPTBENCH_SHIMS_OFF=fast_exit``.
+    """
+    import atexit
+    import sys
+    import threading
+
+    main_thread = threading.main_thread()
+    if not shim_on("fast_exit") or any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1
+    os._exit(status)

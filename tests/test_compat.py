@@ -62,3 +62,45 @@ def test_run_log_handler_opens_late_never_raises_and_moves(tmp_path):
         logger.removeHandler(handler)
         handler.close()
     assert "moved" in (tmp_path / "b" / LOG).read_text()
+
+
+def _python(code: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+DYNAMO_PROBE = """
+import sys, torch
+from optbench import compat
+assert hasattr(torch.optim.Optimizer.add_param_group, "__wrapped__"), "torch no longer wraps add_param_group"
+with compat.dynamo_stays_unimported():
+    torch.optim.RMSprop([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+print("torch._dynamo" in sys.modules)
+"""
+
+
+def test_building_an_optimizer_does_not_import_dynamo_and_the_switch_turns_the_shim_off():
+    on = _python(DYNAMO_PROBE)
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.strip() == "False"  # fails loudly if torch changes how it wraps add_param_group
+    off = _python(DYNAMO_PROBE, {compat.SHIMS_OFF_ENV: "dynamo_slot"})
+    assert off.returncode == 0 and off.stdout.strip() == "True"
+
+
+EXIT_PROBE = """
+import atexit, sys
+from optbench import compat
+atexit.register(lambda: print("exit handler ran", flush=True))
+print("before", flush=True)
+compat.fast_exit(3)
+"""
+
+
+@pytest.mark.parametrize("switch", ["", "fast_exit"])
+def test_fast_exit_keeps_the_code_and_runs_exit_handlers(switch):
+    done = _python(EXIT_PROBE, {compat.SHIMS_OFF_ENV: switch})
+    assert done.returncode == 3 and done.stdout.split() == ["before", "exit", "handler", "ran"]

@@ -9,7 +9,6 @@ import datetime as dt
 import platform
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ from optbench.config.hashing import config_hash
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
 from optbench.problems import make_problem
-from optbench import stop_signal
+from optbench import compat, stop_signal
 from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, FAILED, INTERRUPTED, RUNNING, SUMMARY, SUMMARY_KEYS, write_json_atomic
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.clipping import make_clipper
@@ -64,33 +63,10 @@ def prepare(cfg: DictConfig, device: torch.device):
     problem = make_problem(cfg, device)
     torch.manual_seed(cfg.seed)  # the same initial weights for every optimizer
     model = problem.make_model()
-    with _dynamo_stays_unimported():
+    with compat.dynamo_stays_unimported():
         optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.impl,
                                     hyperparameters(OmegaConf.to_container(cfg.optimizer)))
     return problem, model, optimizer
-
-
-@contextmanager
-def _dynamo_stays_unimported():
-    """Build an optimizer without importing torch._dynamo (2-3 s: as long as the rest of the default run).
-
-    ``torch.optim.Optimizer.__init__`` calls ``add_param_group``, which torch wraps in
-    ``torch._disable_dynamo``: the wrapper's first call imports torch._dynamo only to
-    hide the function from a compiler. While torch._dynamo is not imported nothing can
-    be compiling, so the wrapped function itself is equivalent; the wrapper reads it
-    from its cache slot ``__dynamo_disable``, filled here for the construction only.
-    Any other torch version degrades to the ordinary (slower) import.
-    """
-    fn = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
-    if "torch._dynamo" in sys.modules or fn is None or hasattr(fn, "__dynamo_disable"):
-        yield
-        return
-    setattr(fn, "__dynamo_disable", fn)
-    try:
-        yield
-    finally:
-        if getattr(fn, "__dynamo_disable", None) is fn:
-            delattr(fn, "__dynamo_disable")
 
 
 def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: RunConsole | None = None,
