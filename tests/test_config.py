@@ -22,11 +22,13 @@ def test_default_is_seed_001_linreg_rmsprop():
     assert (cfg.batch_size, cfg.epochs, cfg.log_every) == (10, 3, 1)
     assert list(cfg.dataset.true_w) == [2.0, -3.4] and cfg.dataset.true_b == 4.2
     assert cfg.dataset.num_examples == 1000 and cfg.dataset.noise == 0.01
+    assert dict(cfg.model) == {"name": "linear"}  # linreg picks its own model
 
 
 def test_mnist_is_seed_000():
     cfg = checked("dataset=mnist")
     assert (cfg.batch_size, cfg.epochs, cfg.log_every) == (64, 5, 30)
+    assert (cfg.model.name, list(cfg.model.hidden), cfg.model.activation) == ("mlp", [200], "relu")  # 784-200-10
     assert (cfg.optimizer.lr, cfg.optimizer.alpha, cfg.optimizer.eps) == (1e-3, 0.9, 1e-10)
 
 
@@ -115,6 +117,13 @@ def test_unknown_group_option_lists_options_not_schemas():
     assert not [o for o in options if "schema" in o or "Config" in o]
 
 
+def test_unknown_model_lists_the_models():
+    with pytest.raises((ConfigCompositionException, MissingConfigException)) as err:
+        compose_config("dataset=mnist", "model=resnet")
+    listed = str(err.value).split("Available options in 'model':")[1].split("Config search path")[0]
+    assert {line.strip() for line in listed.splitlines() if line.strip()} == {"cnn", "linear", "mlp", "scalar"}
+
+
 def test_scratch_on_builtin_only_names_the_scratch_set():
     with pytest.raises(OptbenchError) as err:
         checked("optimizer=adamw", "optimizer.impl=scratch")
@@ -160,6 +169,11 @@ def test_asgd_alpha_is_a_power_not_a_decay_rate():
         (["compile=true", "diagnostics=true"], ["diagnostics", "compile=false"]),
         (["optimizer=adam", "optimizer.impl=builtin", "optimizer.eps_in_sqrt=true"], ["eps_in_sqrt"]),
         (["epochs=99999999999999999999"], ["epochs"]),
+        (["model=cnn"], ["model=cnn", "dataset=linreg", "model=linear"]),
+        (["dataset=mnist", "model.hidden=[]"], ["model.hidden"]),
+        (["dataset=mnist", "model.hidden=[0]"], ["model.hidden[0]", "from 1 to"]),
+        (["dataset=mnist", "model.activation=swish"], ["model.activation", "gelu"]),
+        (["dataset=mnist", "+model.width=3"], ["model.width", "Valid keys", "hidden"]),
     ],
 )
 def test_every_class_of_bad_value_is_refused_before_training(overrides, words):

@@ -47,6 +47,44 @@ DATASET_SCHEMAS: dict[str, type] = {
     "fashion_mnist": ImageDatasetConfig,
     "quadratic": QuadraticConfig,
 }
+
+
+@dataclass
+class MLPModelConfig:
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [200])  # the seeds' 784-200-10
+    activation: str = "relu"  # a key of optbench.models.mlp.ACTIVATIONS
+
+
+@dataclass
+class CNNModelConfig:
+    name: str = "cnn"
+    channels: list[int] = field(default_factory=lambda: [16, 32])  # one 3x3 conv + ReLU + 2x2 pool per entry
+
+
+@dataclass
+class LinearModelConfig:
+    name: str = "linear"
+
+
+@dataclass
+class ScalarModelConfig:
+    name: str = "scalar"
+
+
+MODEL_SCHEMAS: dict[str, type] = {
+    "mlp": MLPModelConfig,
+    "cnn": CNNModelConfig,
+    "linear": LinearModelConfig,
+    "scalar": ScalarModelConfig,
+}
+#: dataset -> the models it can train (the first is its default, conf/dataset/<name>.yaml's ``/model``)
+DATASET_MODELS: dict[str, tuple[str, ...]] = {
+    "linreg": ("linear",),
+    "mnist": ("mlp", "cnn"),
+    "fashion_mnist": ("mlp", "cnn"),
+    "quadratic": ("scalar",),
+}
 #: the datasets whose problem has a test set (``Problem.has_test_set``): test_loss, test_acc
 TEST_SET_DATASETS = ("mnist", "fashion_mnist")
 
@@ -79,6 +117,7 @@ class PlotHints:
 @dataclass
 class RunConfig:
     dataset: Any = MISSING
+    model: Any = MISSING
     optimizer: Any = MISSING
     seed: int = 0
     batch_size: int = 64
@@ -113,3 +152,5 @@ def register() -> None:
     store.store(group="schema", name="run", node=RunConfig)
     for name, node in DATASET_SCHEMAS.items():
         store.store(group="schema/dataset", name=name, node=node)
+    for name, node in MODEL_SCHEMAS.items():
+        store.store(group="schema/model", name=name, node=node)

@@ -32,7 +32,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 from omegaconf.nodes import BooleanNode
 
-from optbench.config.schema import CHOICES, DATASET_SCHEMAS, TEST_SET_DATASETS, RunConfig
+from optbench.config.schema import (
+    CHOICES,
+    DATASET_MODELS,
+    DATASET_SCHEMAS,
+    MODEL_SCHEMAS,
+    TEST_SET_DATASETS,
+    RunConfig,
+)
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, STRING_CHOICES, limits, resolve_aliases
 
@@ -45,6 +52,12 @@ INT64_MAX = 2**63 - 1
 SEED_MAX = 2**32 - 1
 #: linreg: examples x (features + 1) values (the float64 least-squares design matrix)
 LINREG_MAX_VALUES = 5 * 10**7
+#: models: the widest layer (mlp hidden width, cnn channels) and the most blocks/parameters
+MODEL_MAX_WIDTH = {"hidden": 65536, "channels": 4096}
+MODEL_MAX_LAYERS = {"hidden": 64, "channels": 4}  # 4 poolings take 28 x 28 down to 1 x 1
+MODEL_MAX_PARAMETERS = 10**8  # 400 MB of float32 weights, before gradients and optimizer state
+#: what the image datasets feed a model (flattened 1 x 28 x 28, 10 classes)
+IMAGE_SHAPE, NUM_CLASSES = (1, 28, 28), 10
 
 #: top-level integers: (least, largest) value; None = no bound beyond int64
 RANGES: dict[str, tuple[int, int | None]] = {
@@ -60,17 +73,24 @@ def validate(cfg: DictConfig | Mapping) -> DictConfig:
     raw.pop("hydra", None)
     raw_dataset, raw_optimizer = raw.get("dataset"), raw.get("optimizer")
     dataset = _typed_node(raw.pop("dataset", None), "dataset", _dataset_schema)
+    raw_model = raw.pop("model", None)
+    if raw_model is None:  # a config from before the model group: the dataset's own model
+        raw_model = {"name": DATASET_MODELS[dataset.name][0]}
+    model = _typed_node(raw_model, "model", _model_schema)
     optimizer = _typed_node(raw.pop("optimizer", None), "optimizer", _optimizer_schema)
     run = _merge(OmegaConf.structured(RunConfig), raw, where="")
     _check_booleans(run, raw, "")
     _check_booleans(dataset, raw_dataset, "dataset.")
+    _check_booleans(model, raw_model, "model.")
     _check_booleans(optimizer, raw_optimizer, "optimizer.")
     run.dataset = dataset
+    run.model = model
     run.optimizer = _canonical_optimizer(optimizer)
     _check_missing(run)
     _check_numbers(run)
     _check_ranges(run)
     _check_dataset(run)
+    _check_model(run)
     _check_optimizer_choice(run.optimizer)
     _check_optimizer_values(run.optimizer)
     _check_combinations(run)
@@ -107,6 +127,15 @@ def _dataset_schema(node: dict) -> type:
     return DATASET_SCHEMAS[name]
 
 
+def _model_schema(node: dict) -> type:
+    name = node.get("name")
+    if name not in MODEL_SCHEMAS:
+        raise OptbenchError(
+            f"Unknown model {name!r}. Fix: choose one of {', '.join(MODEL_SCHEMAS)} with model=<name>."
+        )
+    return MODEL_SCHEMAS[name]
+
+
 def _optimizer_schema(node: dict) -> type:
     name = node.get("name")
     if name not in OPTIMIZERS:
@@ -129,7 +158,7 @@ def _merge(schema: DictConfig, values: dict, where: str) -> DictConfig:
         key = _full_key(where, err)
         valid = [k for k in schema.keys() if k not in ("name",)]
         what = f"optimizer {values.get('name')!r}" if where == "optimizer" else (
-            f"dataset {values.get('name')!r}" if where == "dataset" else "optbench")
+            f"{where} {values.get('name')!r}" if where in ("dataset", "model") else "optbench")
         prefix = f"{where}." if where else ""
         close = difflib.get_close_matches(key.removeprefix(prefix), valid, n=1, cutoff=0.6)
         value = _raw_value(values, key.removeprefix(prefix))
@@ -269,6 +298,8 @@ def _example(run: DictConfig, key: str) -> Any:
     leaf = leaf.split("[")[0]
     if section == "optimizer":
         value = _yaml_defaults("optimizer", run.optimizer.name).get(leaf)
+    elif section == "model":
+        value = _yaml_defaults("model", run.model.name).get(leaf)
     elif section == "dataset":
         value = _yaml_defaults("dataset", run.dataset.name).get("dataset", {}).get(leaf)
     else:
@@ -334,6 +365,64 @@ def _check_dataset(run: DictConfig) -> None:
     elif node.name == "quadratic":
         if not node.coef > 0:
             _refuse("dataset.coef", node.coef, "> 0 (f(x) = coef * x^2 has its minimum at x = 0 only then)", 4.0)
+
+
+def _check_model(run: DictConfig) -> None:
+    """The model fits the dataset (``DATASET_MODELS``), and its sizes are sane."""
+    model, dataset = run.model, run.dataset.name
+    fits = DATASET_MODELS[dataset]
+    if model.name not in fits:
+        homes = [d for d, names in DATASET_MODELS.items() if model.name in names]
+        raise OptbenchError(
+            f"model={model.name} does not fit dataset={dataset}: {dataset} trains "
+            f"{'its own model' if len(fits) == 1 else 'these models'} ({', '.join(f'model={m}' for m in fits)}), "
+            f"and model={model.name} is for {', '.join(homes)}. Fix: drop `model={model.name}` from the command "
+            f"line (dataset={dataset} picks model={fits[0]} itself), or train it on "
+            f"{'an image dataset' if set(homes) <= set(TEST_SET_DATASETS) else 'its dataset'}, "
+            f"e.g. `dataset={homes[-1]} model={model.name}`."
+        )
+    for key in ("hidden", "channels"):
+        if key in model:
+            _check_widths(model, key)
+    if model.name == "mlp":
+        from optbench.models.mlp import ACTIVATIONS, num_parameters
+
+        if model.activation not in ACTIVATIONS:
+            raise OptbenchError(
+                f"`model.activation` must be one of {', '.join(ACTIVATIONS)}, got {model.activation!r}. "
+                "Fix: `model.activation=relu` (the seeds' choice)."
+            )
+        count = num_parameters(model, IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2], NUM_CLASSES)
+    elif model.name == "cnn":
+        from optbench.models.cnn import num_parameters
+
+        count = num_parameters(model, IMAGE_SHAPE, NUM_CLASSES)
+    else:
+        return
+    if count > MODEL_MAX_PARAMETERS:
+        key = "hidden" if model.name == "mlp" else "channels"
+        raise OptbenchError(
+            f"model={model.name} with `model.{key}={_list_text(model[key])}` has {count:,} parameters, more than "
+            f"optbench trains ({MODEL_MAX_PARAMETERS:,}: the weights, gradients and optimizer state must fit in "
+            f"memory). Fix: use narrower or fewer layers, e.g. `model.{key}={_list_text(_yaml_defaults('model', model.name)[key])}`."
+        )
+
+
+def _list_text(values) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+def _check_widths(model: DictConfig, key: str) -> None:
+    values = list(model[key])
+    default = _list_text(_yaml_defaults("model", model.name).get(key) or [1])
+    if not values:
+        _refuse(f"model.{key}", values, "a list of at least one width", default)
+    if len(values) > MODEL_MAX_LAYERS[key]:
+        _refuse(f"model.{key}", _list_text(values), f"a list of at most {MODEL_MAX_LAYERS[key]} widths", default)
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MODEL_MAX_WIDTH[key]:
+            _refuse(f"model.{key}[{index}]", value, f"an integer from 1 to {MODEL_MAX_WIDTH[key]}",
+                    _yaml_defaults("model", model.name).get(key, [1])[0])
 
 
 def _check_optimizer_values(node: DictConfig) -> None:

@@ -1,6 +1,13 @@
-"""Problems: data, model and loss. ``make_problem`` picks one from the run config."""
+"""Problems: data, model and loss. ``make_problem`` picks one from the run config.
+
+``PROBLEMS`` maps ``dataset.name`` to a factory ``(cfg, device) -> Problem``; each
+problem builds its model from ``cfg.model`` through ``optbench.models.MODELS``.
+Adding a problem is one module here, a row in the table and ``conf/dataset/<name>.yaml``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from omegaconf import DictConfig
@@ -8,16 +15,36 @@ from omegaconf import DictConfig
 from optbench.problems.base import Problem
 
 
-def make_problem(cfg: DictConfig, device: torch.device) -> Problem:
-    name = cfg.dataset.name
-    if name == "linreg":
-        from optbench.problems.linreg import LinearRegression
+def _model(cfg: DictConfig):
+    return cfg.get("model")  # None: the problem's own default (configs from before the model group)
 
-        return LinearRegression(cfg.dataset, seed=cfg.seed, device=device)
-    if name == "quadratic":
-        from optbench.problems.quadratic import Quadratic
 
-        return Quadratic(cfg.dataset, steps=cfg.steps or 1, device=device)
+def _linreg(cfg: DictConfig, device: torch.device) -> Problem:
+    from optbench.problems.linreg import LinearRegression
+
+    return LinearRegression(cfg.dataset, seed=cfg.seed, device=device, model=_model(cfg))
+
+
+def _quadratic(cfg: DictConfig, device: torch.device) -> Problem:
+    from optbench.problems.quadratic import Quadratic
+
+    return Quadratic(cfg.dataset, steps=cfg.steps or 1, device=device, model=_model(cfg))
+
+
+def _images(cfg: DictConfig, device: torch.device) -> Problem:
     from optbench.problems.images import make_image_problem
 
-    return make_image_problem(cfg.dataset, device)
+    return make_image_problem(cfg.dataset, device, model=_model(cfg))
+
+
+PROBLEMS: dict[str, Callable[[DictConfig, torch.device], Problem]] = {
+    "linreg": _linreg,
+    "quadratic": _quadratic,
+    "mnist": _images,
+    "fashion_mnist": _images,
+}
+
+
+def make_problem(cfg: DictConfig, device: torch.device) -> Problem:
+    # an unknown name reaches the image loader, whose message lists the image datasets
+    return PROBLEMS.get(cfg.dataset.name, _images)(cfg, device)

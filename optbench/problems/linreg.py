@@ -18,7 +18,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from optbench.models import ModelInputs, build_model
 from optbench.problems.base import Batch, Problem
+
+#: the model linreg trains unless the config names one (``model=linear``)
+DEFAULT_MODEL = {"name": "linear"}
 
 
 def squared_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -29,8 +33,9 @@ class LinearRegression(Problem):
     name = "linreg"
     step_column_names = ("full_loss", "suboptimality")
 
-    def __init__(self, cfg: Mapping, seed: int, device: torch.device):
+    def __init__(self, cfg: Mapping, seed: int, device: torch.device, model: Mapping | None = None):
         super().__init__(device)
+        self.model_cfg = dict(model or DEFAULT_MODEL)
         self.true_w = [float(v) for v in cfg["true_w"]]
         self.true_b = float(cfg["true_b"])
         data_rng = torch.Generator().manual_seed(seed)
@@ -49,11 +54,8 @@ class LinearRegression(Problem):
         return self.features, self.labels
 
     def make_model(self) -> nn.Module:
-        model = nn.Linear(len(self.true_w), 1)
-        with torch.no_grad():
-            model.weight.normal_(0.0, 1.0)
-            model.bias.zero_()
-        return model.to(self.device)
+        # seed 001's init_params (optbench/models/linear.py), from the caller-seeded global RNG
+        return build_model(self.model_cfg, ModelInputs(len(self.true_w), 1)).to(self.device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         features, labels = batch

@@ -12,23 +12,21 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+from optbench.models import ModelInputs, build_model
+from optbench.models.scalar import Iterate  # noqa: F401  (the model's class, kept importable here)
 from optbench.problems.base import Batch, Problem
 
-
-class Iterate(nn.Module):
-    """The single parameter x."""
-
-    def __init__(self, x0: float):
-        super().__init__()
-        self.x = nn.Parameter(torch.tensor([float(x0)]))
+#: the model the quadratic trains unless the config names one (``model=scalar``)
+DEFAULT_MODEL = {"name": "scalar"}
 
 
 class Quadratic(Problem):
     name = "quadratic"
     step_column_names = ("x", "f_x", "grad_x", "suboptimality")
 
-    def __init__(self, cfg: Mapping, steps: int, device: torch.device):
+    def __init__(self, cfg: Mapping, steps: int, device: torch.device, model: Mapping | None = None):
         super().__init__(device)
+        self.model_cfg = dict(model or DEFAULT_MODEL)
         self.x0, self.coef, self.steps = float(cfg["x0"]), float(cfg["coef"]), int(steps)
         self._batch = (torch.zeros(1, device=device), torch.zeros(1, device=device))
 
@@ -44,7 +42,7 @@ class Quadratic(Problem):
             yield self._batch
 
     def make_model(self) -> nn.Module:
-        return Iterate(self.x0).to(self.device)
+        return build_model(self.model_cfg, ModelInputs(1, 1, initial={"x0": self.x0})).to(self.device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return (self.coef * model.x**2).sum()
