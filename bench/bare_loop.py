@@ -58,7 +58,7 @@ generator = torch.Generator().manual_seed(args.seed)
 
 epoch_losses = []
 start = time.perf_counter()
-for epoch in range(args.epochs):
+for _epoch in range(args.epochs):
     total = torch.zeros((), dtype=torch.float64)
     order = torch.randperm(n, generator=generator)
     steps = 0

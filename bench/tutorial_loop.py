@@ -32,13 +32,15 @@ parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 
 # --- seed 000 (imports) ---
+import time
+
 import numpy as np
 import torch
-from torchvision import datasets
-from torch.utils.data import DataLoader
 from torch import nn
 from torch.autograd import Variable
-import time
+from torch.utils.data import DataLoader
+from torchvision import datasets
+
 # --- end ---
 
 torch.manual_seed(args.seed)

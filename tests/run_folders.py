@@ -22,8 +22,19 @@ import yaml
 from optbench.config.hashing import config_hash
 from optbench.csv_cells import csv_cell
 from optbench.optimizer_aliases import resolve_optimizer_aliases
-from optbench.run_folder import (EPOCH_COLUMNS, EPOCHS, HYDRA_CONFIG, HYDRA_DIR, HYDRA_OVERRIDES, HYDRA_SETTINGS,
-                                 LOSS_COLUMNS, LOSSES, MULTIRUN_YAML, SUMMARY, write_json_atomic)
+from optbench.run_folder import (
+    EPOCH_COLUMNS,
+    EPOCHS,
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    HYDRA_OVERRIDES,
+    HYDRA_SETTINGS,
+    LOSS_COLUMNS,
+    LOSSES,
+    MULTIRUN_YAML,
+    SUMMARY,
+    write_json_atomic,
+)
 
 STEP_COLUMNS = {
     "linreg": ["full_loss", "suboptimality"],

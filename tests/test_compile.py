@@ -79,9 +79,9 @@ def test_a_cosine_schedule_compiles_once_and_trains_like_eager(tmp_path, monkeyp
     """`optbench dataset=fashion_mnist compile=true schedule.kind=cosine` on small IDX files
     (256 images, batch 48: 5 full batches and one of 16 per epoch): the lr changes at every
     update, yet no graph is compiled after warm-up, and the losses and lrs match the eager run's."""
+    from idx_files import write_raw
     from torch._dynamo.utils import counters
 
-    from idx_files import write_raw
     from optbench.train import compiled
 
     root = tmp_path / "data"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from idx_files import RAW_FILES, idx_bytes, make_arrays, write_files, write_raw
+from idx_files import RAW_FILES, idx_bytes, write_files, write_raw
 from torchvision.datasets.utils import extract_archive
 
 from optbench.errors import OptbenchError

@@ -10,16 +10,16 @@ import re
 
 import pytest
 import torch
+from optim_cases import mlp, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 import optbench.optim as optim_pkg
-from optbench.optim import Adadelta, Adagrad, Adam, Momentum, RMSprop, SGD
+from optbench.optim import SGD, Adadelta, Adagrad, Adam, Momentum, RMSprop
 from optbench.optim.adadelta import adadelta_update
 from optbench.optim.adagrad import adagrad_update
 from optbench.optim.adam import adam_update
 from optbench.optim.momentum import momentum_update
 from optbench.optim.rmsprop import rmsprop_update
 from optbench.optim.sgd import sgd_update
-from optim_cases import mlp, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 K = 3
 SHAPES = [(4, 5), (5,)]  # a weight and a bias: different ranks

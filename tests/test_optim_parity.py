@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from optim_cases import mlp, one_thread, params_of, seed_hparams  # noqa: F401  (one_thread: autouse fixture)
 from torch import nn
 
 from optbench.optim.registry import build_optimizer
-from optim_cases import mlp, one_thread, params_of, seed_hparams  # noqa: F401  (one_thread: autouse fixture)
 
 STEPS = 200
 

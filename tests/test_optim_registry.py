@@ -10,11 +10,11 @@ import pickle
 import pytest
 import torch
 from omegaconf import OmegaConf
+from optim_cases import CONF, load, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from torch import nn
 
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters, resolve_aliases
-from optim_cases import CONF, load, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 SCRATCH = ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adadelta"]
 BUILTIN_ONLY = ["adamax", "asgd", "rprop", "lbfgs", "adamw", "nadam", "radam", "sparse_adam"]

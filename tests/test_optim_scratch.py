@@ -8,11 +8,10 @@ import io
 
 import pytest
 import torch
+from optim_cases import mlp, one_thread, params_of  # noqa: F401  (one_thread: autouse fixture)
 from torch import nn
 
 from optbench.optim import SGD, Adadelta, Adagrad, Adam, Momentum, RMSprop
-from optim_cases import mlp, one_thread, params_of  # noqa: F401  (one_thread: autouse fixture)
-
 
 # (class, kwargs): every scratch optimizer at its seed defaults, plus variants that
 # switch on the optional branches (momentum, centered, weight decay).

@@ -12,7 +12,6 @@ as a ``CONSOLE`` line, which must not appear.
 from __future__ import annotations
 
 import os
-
 import re
 import shutil
 import subprocess

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, read_csv, read_summary, run_dirs
+from conftest import cli, read_csv, read_summary
 
 SLURM = ("hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
          "hydra.launcher.mem_gb=2", "threads=1", "quiet=true")

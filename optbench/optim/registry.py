@@ -30,7 +30,6 @@ from typing import Optional
 import torch
 from torch import optim
 
-from optbench.optimizer_aliases import OPTIMIZER_ALIASES, resolve_optimizer_aliases
 from optbench.errors import OptbenchError
 from optbench.optim.adadelta import Adadelta
 from optbench.optim.adagrad import Adagrad
@@ -38,6 +37,7 @@ from optbench.optim.adam import Adam
 from optbench.optim.momentum import Momentum
 from optbench.optim.rmsprop import RMSprop
 from optbench.optim.sgd import SGD
+from optbench.optimizer_aliases import OPTIMIZER_ALIASES, resolve_optimizer_aliases
 
 IMPLS = ("scratch", "builtin")
 

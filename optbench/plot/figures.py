@@ -15,8 +15,17 @@ from matplotlib.figure import Figure
 
 from optbench.plot.aggregate import Group, align, band_stats, group_runs
 from optbench.plot.labels import check_mathtext, literal, make_labels, mathtext_problem, with_mark
-from optbench.plot.metrics import (X_COLUMNS, X_LABELS, Y_LABELS, Y_SOURCES, Series, check_x, check_y, run_series,
-                                   y_problem)
+from optbench.plot.metrics import (
+    X_COLUMNS,
+    X_LABELS,
+    Y_LABELS,
+    Y_SOURCES,
+    Series,
+    check_x,
+    check_y,
+    run_series,
+    y_problem,
+)
 from optbench.plot.quadratic import draw_iterates, is_quadratic
 from optbench.plot.runs import PlotError, Run, warn
 

@@ -35,9 +35,23 @@ import pandas as pd
 
 from optbench.errors import OptbenchError
 from optbench.optimizer_aliases import resolve_optimizer_aliases
-from optbench.run_folder import (EPOCH_REQUIRED, EPOCHS, FINISHED, HYDRA_CONFIG, HYDRA_OVERRIDES,  # noqa: F401
-                                 LOSS_REQUIRED, LOSSES, REUSED, RUN_MARKERS, STATUSES, SUMMARY, RunFolderError,
-                                 is_run_dir, read_json, read_table)
+from optbench.run_folder import (  # noqa: F401
+    EPOCH_REQUIRED,
+    EPOCHS,
+    FINISHED,
+    HYDRA_CONFIG,
+    HYDRA_OVERRIDES,
+    LOSS_REQUIRED,
+    LOSSES,
+    REUSED,
+    RUN_MARKERS,
+    STATUSES,
+    SUMMARY,
+    RunFolderError,
+    is_run_dir,
+    read_json,
+    read_table,
+)
 
 #: how an unfinished status is shown in a legend
 STATUS_MARKS = {"running": "incomplete", "interrupted": "interrupted", "failed": "failed", "unknown": "incomplete"}

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from optbench.optimizer_aliases import aliases_of
 from optbench.plot.aggregate import band_stats, group_runs
 from optbench.plot.figures import curve_labels, plot_hints
-from optbench.optimizer_aliases import aliases_of
 from optbench.plot.labels import check_mathtext, format_value, is_ignored, literal, with_mark
 from optbench.plot.metrics import Y_LABELS, best_value, check_y, final_value, y_problem
 from optbench.plot.runs import PlotError, Run, is_number, warn

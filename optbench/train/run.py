@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -15,19 +14,28 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import optbench
+from optbench import compat, stop_signal
 from optbench.config.hashing import config_hash
 from optbench.errors import OptbenchError
 from optbench.optim.registry import OPTIMIZERS, build_optimizer, hyperparameters
 from optbench.problems import make_problem
-from optbench import compat, stop_signal
-from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, FAILED, INTERRUPTED, RUNNING, SUMMARY, SUMMARY_KEYS, write_json_atomic
+from optbench.run_folder import (
+    CHECKPOINT,
+    DIAGNOSTIC_COLUMNS,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    SUMMARY,
+    SUMMARY_KEYS,
+    write_json_atomic,
+)
+from optbench.train.callbacks import Checkpointing, Diagnosing, Progress, Recording, StopOnSignal, process_callbacks
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.clipping import make_clipper
 from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
 from optbench.train.recorder import RunRecorder
 from optbench.train.schedules import make_scheduler
-from optbench.train.callbacks import Checkpointing, Diagnosing, Progress, Recording, StopOnSignal, process_callbacks
 from optbench.train.trainer import EagerStep, LoopSettings, LoopState, Trainer, optimized_params, planned_steps
 
 
