@@ -284,17 +284,7 @@ def carry_out(plan: Plan, overrides: list[str], console: RunConsole, hydra_files
             )
         if plan.action == "reuse":
             return _reuse(plan, overrides, console, hydra_files)
-        if plan.message:
-            console.out.print(plan.message, soft_wrap=True, markup=False)
-        if plan.action == "fresh":
-            _write_hydra_files(plan.folder, hydra_files)
-        try:
-            from optbench.train.run import execute
-
-            summary = execute(plan.run_cfg, plan.folder, overrides, console, resume=plan.payload)
-        except stop_signal.Stopped as stop:
-            _mark_interrupted(plan, overrides, stop.signum)
-            raise
+        summary = _train(plan, overrides, console, hydra_files)
     finally:
         lock.release()
     if summary.get("status") == rf.INTERRUPTED:
@@ -305,6 +295,21 @@ def carry_out(plan: Plan, overrides: list[str], console: RunConsole, hydra_files
                 error.exit_code = stop_signal.exit_code(stop_signal.received())
             raise error
     return objective(summary, plan.run_cfg.objective)
+
+
+def _train(plan: Plan, overrides: list[str], console: RunConsole, hydra_files: dict[str, str] | None) -> dict:
+    """Start or resume the run; a stop signal before training began still leaves an ``interrupted`` summary."""
+    try:
+        if plan.message:
+            console.out.print(plan.message, soft_wrap=True, markup=False)
+        if plan.action == "fresh":
+            _write_hydra_files(plan.folder, hydra_files)
+        from optbench.train.run import execute
+
+        return execute(plan.run_cfg, plan.folder, overrides, console, resume=plan.payload)
+    except stop_signal.Stopped as stop:
+        _mark_interrupted(plan, overrides, stop.signum)
+        raise
 
 
 def _mark_interrupted(plan: Plan, overrides: list[str], signum: int) -> None:

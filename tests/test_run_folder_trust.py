@@ -248,7 +248,8 @@ def test_a_signal_during_start_up_ends_cleanly_with_its_exit_code(tmp_path, sig,
 
 def test_a_signal_during_data_loading_leaves_an_interrupted_summary(tmp_path):
     proc = start(tmp_path, "quiet=true", "dataset=fashion_mnist", f"dataset.root={tmp_path / 'data'}", "epochs=1")
-    wait_for(lambda: any((tmp_path / "outputs").rglob(".optbench.lock")) if (tmp_path / "outputs").exists()
+    # the job holds its folder and has written .hydra/: it is past planning, in start-up or data loading
+    wait_for(lambda: any((tmp_path / "outputs").rglob("config.yaml")) if (tmp_path / "outputs").exists()
              else False, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
