@@ -104,3 +104,22 @@ compat.fast_exit(3)
 def test_fast_exit_keeps_the_code_and_runs_exit_handlers(switch):
     done = _python(EXIT_PROBE, {compat.SHIMS_OFF_ENV: switch})
     assert done.returncode == 3 and done.stdout.split() == ["before", "exit", "handler", "ran"]
+
+
+def test_the_compile_shims_still_fit_this_torch(monkeypatch):
+    import torch
+
+    assert isinstance(compat.graph_breaks(), int)  # torch._dynamo.utils.counters["graph_break"]
+    compat.reset_dynamo()
+    compiled = torch.compile(lambda x: x * 2)
+    assert compiled(torch.ones(2)).tolist() == [2.0, 2.0]
+    with compat.fast_guards():  # skip_guard_eval_unsafe: raises if torch drops the stance
+        assert compiled(torch.ones(2)).tolist() == [2.0, 2.0]
+    monkeypatch.setenv(compat.SHIMS_OFF_ENV, "fast_guards")
+    with compat.fast_guards():  # switched off: a no-op context
+        assert compiled(torch.ones(2)).tolist() == [2.0, 2.0]
+    compat.quiet_compile_logs()
+    compat.quiet_compile_logs()
+    logger = logging.getLogger(compat.COMPILE_LOGGERS[0])
+    assert sum(isinstance(f, compat._QuietCompileLogs) for f in logger.filters) == 1
+    assert not logger.filters[0].filter(logging.makeLogRecord({"msg": "Profiler function x"}))

@@ -57,19 +57,16 @@ two cores, a warm one 3-4 s.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from optbench import compat
 from optbench.errors import OptbenchError
 from optbench.problems.base import Batch, Problem
 from optbench.train.trainer import loss_and_grad, optimized_params
-
-#: harmless messages torch logs while compiling on a CPU-only machine
-_NOISE = ("Profiler record function", "Profiler function", "No CUDA runtime is found")
 
 
 def compile_step(
@@ -98,12 +95,8 @@ def compile_step(
             "a data-dependent number of times, so there is no single training step to compile. "
             "Fix: run it with compile=false."
         )
-    _quiet_compile_logs()
-    import torch._dynamo
-
-    # graphs of earlier runs in this process (a sweep's jobs) guard on their own models and
-    # would count against Dynamo's per-function recompile limit (8): start afresh
-    torch._dynamo.reset()
+    compat.quiet_compile_logs()
+    compat.reset_dynamo()  # earlier runs' graphs (a sweep's jobs) would count against the recompile limit
     step = CompiledStep(problem, model, optimizer, clipper)
     started = time.perf_counter()
     step.warm_up(*_warmup_batches(problem, batch_size))
@@ -146,7 +139,7 @@ class CompiledStep:
         # Warm-up compiled every graph the run needs (both batch shapes; lr is a tensor whose
         # value may change; no new state), so the full guard check (~70 us of a ~600 us MNIST step)
         # can only pass: check just what picks between the graphs (the batch size).
-        with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+        with compat.fast_guards():
             return self.compiled(batch)
 
     def _loss_of(self, values: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
@@ -185,9 +178,7 @@ class CompiledStep:
 
     def warm_up(self, full: Batch, last: Batch) -> None:
         """Compile for both batch shapes on a snapshot of the run, then restore it."""
-        from torch._dynamo.utils import counters
-
-        breaks = sum(counters["graph_break"].values())
+        breaks = compat.graph_breaks()
         snapshot = _Snapshot(self.model, self.optimizer)
         try:
             self.eager(full)  # creates the optimizer state, as the run's first update will
@@ -199,7 +190,7 @@ class CompiledStep:
         # One graph per batch shape (scratch optimizers): the reduced guard check is safe.
         # torch.optim's step breaks the graph into several frames, whose reduced checks
         # torch does not always resolve (it raises): those runs keep the full check.
-        self.skip_guards = sum(counters["graph_break"].values()) == breaks
+        self.skip_guards = compat.graph_breaks() == breaks
 
     @torch.no_grad()
     def _reseat_state(self) -> None:
@@ -272,15 +263,3 @@ def _warmup_batches(problem: Problem, batch_size: int | None) -> tuple[Batch, Ba
     if rest and full[0].dim() and full[0].shape[0] > rest:
         return full, tuple(t[:rest] for t in full)
     return full, full
-
-
-class _QuietCompileLogs(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_NOISE)
-
-
-def _quiet_compile_logs() -> None:
-    for name in ("torch._dynamo.variables.ctx_manager", "torch._dynamo.variables.torch", "torch.utils.cpp_extension"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _QuietCompileLogs) for f in logger.filters):
-            logger.addFilter(_QuietCompileLogs())
