@@ -626,3 +626,30 @@ def quiet_compile_logs() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _QuietCompileLogs) for f in logger.filters):
             logger.addFilter(_QuietCompileLogs())
+
+
+# --------------------------------------------------------------------------- OmegaConf and dataclasses
+
+
+def declared_type(node: Any, key: str) -> Any:
+    """The type a structured config declares for ``node[key]`` (``Optional[X]`` gives X), or None.
+
+    Reads OmegaConf's node metadata (``_get_node(key)._metadata.ref_type``), which has no
+    public accessor; tests/test_compat.py fails if that moves.
+    """
+    try:
+        ref_type = node._get_node(key)._metadata.ref_type
+    except AttributeError:
+        return None
+    args = [a for a in getattr(ref_type, "__args__", ()) if a is not type(None)]
+    return args[0] if len(args) == 1 else ref_type
+
+
+def make_importable(cls: type, module_name: str) -> type:
+    """Give a class made at run time (``dataclasses.make_dataclass``) a home in ``module_name``,
+    so that pickle (and a structured config holding it) can find it by name."""
+    import sys
+
+    cls.__module__ = module_name
+    setattr(sys.modules[module_name], cls.__name__, cls)
+    return cls

@@ -123,3 +123,20 @@ def test_the_compile_shims_still_fit_this_torch(monkeypatch):
     logger = logging.getLogger(compat.COMPILE_LOGGERS[0])
     assert sum(isinstance(f, compat._QuietCompileLogs) for f in logger.filters) == 1
     assert not logger.filters[0].filter(logging.makeLogRecord({"msg": "Profiler function x"}))
+
+
+def test_omegaconf_still_tells_the_declared_type_and_made_classes_pickle():
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from optbench.config.schema import RunConfig
+    from optbench.optim.registry import OPTIMIZERS
+
+    schema = OmegaConf.structured(RunConfig)
+    assert compat.declared_type(schema, "batch_size") is int
+    assert compat.declared_type(schema, "steps") is int  # Optional[int] -> int
+    assert compat.declared_type(schema, "quiet") is bool
+    node = OmegaConf.structured(OPTIMIZERS["rmsprop"].schema)
+    assert compat.declared_type(node, "alpha") is float
+    assert pickle.loads(pickle.dumps(node)) == node  # the run-time dataclass is importable by name

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 from omegaconf.nodes import BooleanNode
 
+from optbench import compat
 from optbench.config.schema import (
     CHOICES,
     DATASET_MODELS,
@@ -195,15 +196,10 @@ def _type_name(schema: DictConfig, err: OmegaConfBaseException) -> str:
         node = schema
         for part in parents:
             node = node[part]
-        ref_type = _unwrap_optional(node._get_node(leaf)._metadata.ref_type)
+        ref_type = compat.declared_type(node, leaf)
     except (KeyError, AttributeError, OmegaConfBaseException):
         return "value"
     return getattr(ref_type, "__name__", "value")
-
-
-def _unwrap_optional(tp):
-    args = [a for a in getattr(tp, "__args__", ()) if a is not type(None)]
-    return args[0] if len(args) == 1 else tp
 
 
 def _check_booleans(typed: DictConfig, raw: Any, prefix: str) -> None:

@@ -30,6 +30,7 @@ from typing import Optional
 import torch
 from torch import optim
 
+from optbench import compat
 from optbench.errors import OptbenchError
 from optbench.optim.adadelta import Adadelta
 from optbench.optim.adagrad import Adagrad
@@ -181,10 +182,7 @@ def _schema(name: str, keys: Mapping[str, tuple], aliases: Mapping[str, str]) ->
         for k, (t, _) in keys.items()]
     fields += [(a, Optional[keys[c][0]], dataclasses.field(default=None)) for a, c in aliases.items()]
     cls_name = "".join(part.title() for part in name.split("_")) + "OptimizerConfig"
-    cls = dataclasses.make_dataclass(cls_name, fields)
-    cls.__module__ = __name__  # importable by name, so a structured config pickles
-    globals()[cls_name] = cls
-    return cls
+    return compat.make_importable(dataclasses.make_dataclass(cls_name, fields), __name__)
 
 
 def _spec(name: str, row: tuple) -> OptimizerSpec:
