@@ -299,6 +299,7 @@ def carry_out(plan: Plan, overrides: list[str], console: RunConsole, hydra_files
 
 def _train(plan: Plan, overrides: list[str], console: RunConsole, hydra_files: dict[str, str] | None) -> dict:
     """Start or resume the run; a stop signal before training began still leaves an ``interrupted`` summary."""
+    stop_signal.on_stop_before_training(lambda signum: _mark_interrupted(plan, overrides, signum))
     try:
         if plan.message:
             console.out.print(plan.message, soft_wrap=True, markup=False)
@@ -307,9 +308,8 @@ def _train(plan: Plan, overrides: list[str], console: RunConsole, hydra_files: d
         from optbench.train.run import execute
 
         return execute(plan.run_cfg, plan.folder, overrides, console, resume=plan.payload)
-    except stop_signal.Stopped as stop:
-        _mark_interrupted(plan, overrides, stop.signum)
-        raise
+    finally:
+        stop_signal.clear_stop_hook()
 
 
 def _mark_interrupted(plan: Plan, overrides: list[str], signum: int) -> None:

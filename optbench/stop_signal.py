@@ -66,7 +66,46 @@ def _handle(signum, frame) -> None:
     if first or signum != signal.SIGUSR2:
         _STATE.received = signum if first or _STATE.received == signal.SIGUSR2 else _STATE.received
     if not _STATE.training and first:
-        raise Stopped(signum)
+        _stop_before_training(signum)
+
+
+#: called with the signal number when a stop signal arrives before training began (jobs.py sets it
+#: once it knows the run folder: it writes the ``interrupted`` summary)
+_early_stop_hooks: list = []
+
+
+def on_stop_before_training(hook) -> None:
+    """Run ``hook(signum)`` if a stop signal arrives before training begins (set while a job starts)."""
+    _early_stop_hooks[:] = [hook]
+
+
+def clear_stop_hook() -> None:
+    _early_stop_hooks.clear()
+
+
+def _stop_before_training(signum: int) -> None:
+    """End the process now, cleanly: nothing to save yet, and no half-done import is ever resumed.
+
+    Raising into the interrupted code instead could land inside an import (numpy's,
+    torch's) and leave it half-initialised, which later fails with a traceback. So the
+    hook writes the summary, a launcher's own handler gets the signal (submitit
+    requeues a job on SIGUSR2), and the process exits with 128 + the signal's number.
+    """
+    for hook in list(_early_stop_hooks):
+        try:
+            hook(signum)
+        except Exception:  # the exit must happen whatever the hook met
+            pass
+    if launcher_handles(signum):
+        forward()
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(exit_code(signum))
 
 
 def install() -> None:
@@ -113,7 +152,7 @@ def training_began() -> None:
 
 
 def training_ended() -> None:
-    _STATE.training = False
+    """Training is over; a stop signal from now on still only sets the flag (the summary is being written)."""
 
 
 def received() -> int | None:
