@@ -7,17 +7,14 @@ stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
-from optbench import stop_signal
-
-stop_signal.install()  # before the imports below: a Ctrl-C while Hydra or torch loads is still a clean stop
-
-import sys  # noqa: E402
+import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from optbench import stop_signal
 from optbench.config.schema import register
 from optbench.errors import OptbenchError
 
@@ -128,8 +125,6 @@ def main() -> None:
         _exit(err.exit_code)
     except SystemExit as stop:
         _exit(stop.code)
-    except stop_signal.Stopped as stop:  # a stop signal before training began: nothing to save
-        _exit(stop.exit_code)
     _exit(0)
 
 

@@ -338,13 +338,17 @@ def is_run_dir(path: Path) -> bool:
         return False
 
 
+def _read_text(path: Path, fix: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise RunFolderError(f"{path}: cannot be read ({err.strerror}). Fix: {fix}.") from None
+
+
 def read_json(path: Path) -> dict:
     """A JSON object file; RunFolderError (one paragraph) if it is missing, empty, invalid or not an object."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise RunFolderError(f"{path}: cannot be read ({err.strerror}). Fix: check that it exists and its permissions.") from None
+    text = _read_text(path, "check that it exists and its permissions")
     if not text.strip():
         raise RunFolderError(f"{path} is empty (the run was killed while writing it). Fix: rerun the run, or leave this folder out.")
     try:
@@ -392,10 +396,7 @@ def read_table(path: Path, required: Sequence[str], *, allow_no_rows: bool = Fal
     import pandas as pd
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise RunFolderError(f"{path}: cannot be read ({err.strerror}). Fix: check its permissions.") from None
+    text = _read_text(path, "check its permissions")
     if not text.strip():
         raise RunFolderError(
             f"{path} is empty: the run wrote no header and no rows (it died while starting). "

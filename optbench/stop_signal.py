@@ -1,7 +1,7 @@
 """SIGINT, SIGTERM (and a scheduler's warning signal) from the first line of the process.
 
 ``install()`` is the first thing the console script does, before Hydra or torch are
-imported. Until training begins a stop signal raises :class:`Stopped` at once (there
+imported. Until training begins a stop signal ends the process at once (there
 is nothing to save yet); once the trainer calls :func:`training_began` it only sets a
 flag, and the loop stops at the next step boundary, saves a checkpoint and ends the
 run as ``interrupted``. The process then exits with 128 + the signal's number (130
@@ -17,22 +17,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
 
 #: the signals that stop a run (SIGUSR2: SLURM's --signal, as submitit asks for it)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
-
-
-class Stopped(BaseException):
-    """A stop signal arrived before training began (a BaseException, like KeyboardInterrupt)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code(self.signum)
 
 
 def exit_code(signum: int) -> int:
@@ -53,7 +40,6 @@ class _State:
         self.all: list[int] = []  # every stop signal that arrived, in order, each once
         self.training = False
         self.previous: dict[int, object] = {}
-        self.installed = False
 
 
 _STATE = _State()
@@ -108,26 +94,11 @@ def _stop_before_training(signum: int) -> None:
     os._exit(exit_code(signum))
 
 
-def install() -> None:
-    """Route the stop signals to this module (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in STOP_SIGNALS:
-        current = signal.getsignal(sig)
-        if current is _handle:
-            continue
-        try:
-            signal.signal(sig, _handle)
-        except (ValueError, OSError):
-            continue
-        _STATE.previous[sig] = current
-    _STATE.installed = True
+def _take_over(remember_any: bool) -> None:
+    """Put ``_handle`` on every stop signal, remembering the handler that was there for :func:`forward`.
 
-
-def adopt_launcher_handlers() -> None:
-    """Take over handlers that a launcher installed after :func:`install` (submitit does so in the job).
-
-    The launcher's handler is remembered for :func:`forward`; ours goes back in place.
+    ``remember_any``: remember whatever was there (at start-up: the defaults); otherwise
+    only a callable a launcher installed since.
     """
     if threading.current_thread() is not threading.main_thread():
         return
@@ -135,24 +106,28 @@ def adopt_launcher_handlers() -> None:
         current = signal.getsignal(sig)
         if current is _handle:
             continue
-        if callable(current):
-            _STATE.previous[sig] = current
         try:
             signal.signal(sig, _handle)
         except (ValueError, OSError):
-            pass
+            continue
+        if remember_any or callable(current):
+            _STATE.previous[sig] = current
+
+
+def install() -> None:
+    """Route the stop signals to this module (main thread only; elsewhere a no-op)."""
+    _take_over(remember_any=True)
+
+
+def adopt_launcher_handlers() -> None:
+    """Take over handlers that a launcher installed after :func:`install` (submitit does so in the job)."""
+    _take_over(remember_any=False)
 
 
 def training_began() -> None:
     """From now on a stop signal only sets the flag: the loop checkpoints and stops at a step boundary."""
     adopt_launcher_handlers()
-    _STATE.training = True
-    if _STATE.received is not None:
-        pass  # the loop sees it before its first step
-
-
-def training_ended() -> None:
-    """Training is over; a stop signal from now on still only sets the flag (the summary is being written)."""
+    _STATE.training = True  # stays so: after training too, a signal only sets the flag
 
 
 def received() -> int | None:
@@ -195,10 +170,3 @@ def launcher_handles(signum: int) -> bool:
     """Whether a launcher installed a handler of its own for ``signum``."""
     handler = _STATE.previous.get(signum)
     return callable(handler) and handler not in (signal.default_int_handler,)
-
-
-Handler = Callable[[int, object], None]
-
-
-def pid() -> int:
-    return os.getpid()

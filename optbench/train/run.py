@@ -131,7 +131,6 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
         try:
             outcome, state = trainer.run(state)
         finally:
-            stop_signal.training_ended()
             console.stop()
         if outcome.status == INTERRUPTED:
             checkpoint(state)
