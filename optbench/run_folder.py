@@ -22,6 +22,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,11 @@ SUMMARY_KEYS = {
     "steps": "optimizer updates done",
     "epochs_completed": "finished epochs (float; a partial epoch counts fractionally)",
     "diverged_at_step": "the first step whose loss was non-finite, else null",
-    "final": "`loss`, `train_loss`, `test_loss`, `test_acc`, `full_loss`, `suboptimality` at the end (null when absent)",
-    "best": "`train_loss` and `test_loss` minima and `test_acc` maximum over epochs; `loss` minimum over logged steps",
+    "outputs": "what the run's columns mean and how to show them (`Outputs.to_json`; see below)",
+    "final": "`loss` (last logged), `train_loss` (last epoch) and each metric column of `outputs` at the end "
+             "(null when absent)",
+    "best": "`loss` minimum over logged steps; `train_loss` and each epochs.csv metric of `outputs` over epochs: "
+            "minimum, or maximum where higher is better",
     "total_time_s": "wall time of the whole job, from its start to its summary",
     "train_time_s": "wall time of the training steps (the last row's `wall_time_s`)",
     "compile_time_s": "seconds spent compiling the step (null unless `compile=true`)",
@@ -127,6 +131,230 @@ class RunFolderError(OptbenchError):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+# --------------------------------------------------------------------------- outputs (summary.json's `outputs`)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column a run writes, and how a reader shows it: on an axis, in a table, in an epoch line.
+
+    ``file``: ``losses.csv`` (per logged step) or ``epochs.csv`` (per epoch). ``label``: the axis
+    label (empty: the name). ``log_scale``: its default y axis. ``higher_is_better``: its best
+    value is the maximum, else the minimum. ``metric``: a measure of progress, offered as a y
+    choice and summarised in summary.json's ``final`` and ``best``; False for bookkeeping (the
+    learning rate, times, an iterate). ``noisy``: a minibatch estimate of the objective (readers
+    smooth it, and a final value prefers the epoch mean); False where it is the objective itself.
+    ``console``: the epoch line's part for an epochs.csv column, a ``str.format`` template of its
+    value (empty: not printed). ``table``: the run table gives it final and best columns of its own.
+    """
+
+    name: str
+    file: str = LOSSES
+    label: str = ""
+    log_scale: bool = True
+    higher_is_better: bool = False
+    metric: bool = True
+    noisy: bool = False
+    console: str = ""
+    table: bool = False
+
+    @property
+    def axis_label(self) -> str:
+        return self.label or self.name
+
+    def best(self, values: Iterable[float]) -> float:
+        """The best of ``values``: the maximum where higher is better, else the minimum."""
+        return (max if self.higher_is_better else min)(values)
+
+
+@dataclass(frozen=True)
+class IteratePanel:
+    """A plot hint: the 1-D iterate ``x`` (column) and its value ``fx``, drawn on the parabola
+    ``y = coef * x^2`` beside the curves, ``coef`` read from the config key ``coef_key``."""
+
+    x: str
+    fx: str
+    coef_key: str
+    coef_default: float = 1.0
+
+
+#: the columns every run writes, declared once: (before the problem's own, after them) per file
+GENERIC_COLUMNS: dict[str, tuple[tuple[Column, ...], tuple[Column, ...]]] = {
+    LOSSES: (
+        (Column("loss", LOSSES, "train loss (minibatch)", noisy=True),
+         Column("lr", LOSSES, "learning rate", metric=False),
+         Column("wall_time_s", LOSSES, "wall time (s)", log_scale=False, metric=False)),
+        (Column("grad_norm", LOSSES, "gradient norm"),
+         Column("update_norm", LOSSES, "update norm ||θ_t - θ_(t-1)||"),
+         Column("update_ratio", LOSSES, "update ratio ||Δθ|| / ||θ||")),
+    ),
+    EPOCHS: (
+        (Column("train_loss", EPOCHS, "train loss (epoch mean)", console="Train Loss: {:.6f}"),),
+        (Column("epoch_time_s", EPOCHS, "epoch time (s)", log_scale=False, metric=False, console="Time: {:.2f} s"),),
+    ),
+}
+GENERIC_NAMES = frozenset(c.name for head, tail in GENERIC_COLUMNS.values() for c in head + tail)
+OUTPUT_FILES = tuple(GENERIC_COLUMNS)
+
+
+def _merged(own: Iterable[Column]) -> tuple[Column, ...]:
+    """The generic columns with the problem's own: an own column of a generic name replaces it in
+    place; the others go between each file's leading and trailing generic columns."""
+    own = list(own)
+    by_name = {column.name: column for column in own}
+    merged: list[Column] = []
+    for file, (head, tail) in GENERIC_COLUMNS.items():
+        merged += [by_name.get(c.name, c) for c in head]
+        merged += [c for c in own if c.file == file and c.name not in GENERIC_NAMES]
+        merged += [by_name.get(c.name, c) for c in tail]
+    return tuple(merged)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """A problem's description of its outputs; summary.json's ``outputs`` holds it (``to_json``).
+
+    ``columns``: what the problem declares (its own columns, and any generic one it shows
+    differently, by name); after construction it holds every column, the generic ones merged
+    in. Plot hints: ``x``, the default x axis (``epoch`` or ``step``); ``linear``, a linear y
+    axis by default for every figure of this problem; ``objective``, the lower-is-better
+    losses.csv column that measures progress (the report's curves and targets);
+    ``iterates``, an :class:`IteratePanel`. ``report_lines``: how the console shows
+    summary.json's ``report``: ``str.format`` templates over its keys (a list value is
+    formatted item by item, joined by ``, ``); a line whose keys the report lacks is left out.
+    """
+
+    columns: tuple[Column, ...] = ()
+    x: str = "epoch"
+    linear: bool = False
+    objective: str = "loss"
+    iterates: IteratePanel | None = None
+    report_lines: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", _merged(self.columns))
+        object.__setattr__(self, "report_lines", tuple(self.report_lines))
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def __contains__(self, name: object) -> bool:
+        return any(c.name == name for c in self.columns)
+
+    def problem_columns(self, file: str) -> tuple[str, ...]:
+        """The columns of ``file`` the problem adds to the generic ones (losses.csv: ``Problem.step_column_names``)."""
+        return tuple(c.name for c in self.columns if c.file == file and c.name not in GENERIC_NAMES)
+
+    def metrics(self, file: str | None = None, *, own: bool = False) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.metric and (file is None or c.file == file)
+                     and not (own and c.name in GENERIC_NAMES))
+
+    @property
+    def loss_is_objective(self) -> bool:
+        """The minibatch loss is the exact objective (a full-batch problem), not an estimate of it."""
+        loss = self.column("loss")
+        return loss is not None and not loss.noisy
+
+    def to_json(self) -> dict:
+        return {"x": self.x, "linear": self.linear, "objective": self.objective,
+                "iterates": None if self.iterates is None else asdict(self.iterates),
+                "report_lines": list(self.report_lines), "columns": [asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, payload: Any, where: str = SUMMARY) -> Outputs:
+        """The description summary.json's ``outputs`` holds; RunFolderError (one paragraph) if it is malformed."""
+        def bad(what: str) -> RunFolderError:
+            return RunFolderError(f"{where}: `outputs` {what}, so the file is damaged or was not written by optbench. "
+                                  "Fix: rerun the run, or repair that field (or delete `outputs` to read the run "
+                                  "by its dataset name).")
+
+        if not isinstance(payload, dict):
+            raise bad("is not an object")
+        columns = payload.get("columns", [])
+        if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
+            raise bad("has `columns` that are not a list of objects")
+        built = []
+        for item in columns:
+            fields = {k: v for k, v in item.items() if k in _COLUMN_FIELDS}
+            if not isinstance(fields.get("name"), str) or fields.get("file", LOSSES) not in OUTPUT_FILES or not all(
+                    isinstance(fields[k], type(_COLUMN_FIELDS[k])) for k in fields if k != "name"):
+                raise bad(f"has a malformed column ({repr(item)[:60]})")
+            built.append(Column(**fields))
+        iterates = payload.get("iterates")
+        try:
+            iterates = None if iterates is None else IteratePanel(**iterates)
+        except TypeError:
+            raise bad("has a malformed `iterates`") from None
+        if iterates is not None and not (all(isinstance(v, str) for v in (iterates.x, iterates.fx, iterates.coef_key))
+                                         and isinstance(iterates.coef_default, (int, float))):
+            raise bad("has a malformed `iterates`")
+        lines = payload.get("report_lines", [])
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise bad("has `report_lines` that are not a list of strings")
+        x, objective = payload.get("x", "epoch"), payload.get("objective", "loss")
+        if not isinstance(x, str) or not isinstance(objective, str) or not isinstance(payload.get("linear", False), bool):
+            raise bad("has a malformed `x`, `objective` or `linear`")
+        return cls(columns=tuple(built), x=x, linear=payload.get("linear", False), objective=objective,
+                   iterates=iterates, report_lines=tuple(lines))
+
+
+_COLUMN_FIELDS = {f.name: f.default for f in fields(Column)}
+
+#: the description of a run whose problem declares nothing of its own
+GENERIC_OUTPUTS = Outputs()
+
+_IMAGES_OUTPUTS = Outputs(columns=(
+    Column("test_loss", EPOCHS, "test loss", console="Test Loss: {:.6f}"),
+    Column("test_acc", EPOCHS, "test accuracy", log_scale=False, higher_is_better=True, console="Test Acc: {:.4f}"),
+))
+#: what the problems that ran before summary.json had `outputs` wrote, by dataset name: the reader of
+#: those old summaries (``outputs_of``). Each equals its problem's ``outputs`` (tests/test_problem_outputs.py).
+LEGACY_OUTPUTS: dict[str, Outputs] = {
+    "linreg": Outputs(
+        columns=(Column("full_loss", LOSSES, "full-data loss"), Column("suboptimality", LOSSES, "suboptimality f - f*")),
+        objective="full_loss",
+        report_lines=("w: [{w:.4f}]  (true [{true_w:g}])   b: {b:.4f}  (true {true_b:g})",),
+    ),
+    "quadratic": Outputs(
+        columns=(Column("loss", LOSSES, "loss f(x)"), Column("x", LOSSES, "iterate x", log_scale=False, metric=False),
+                 Column("f_x", LOSSES, "f(x)", metric=False), Column("grad_x", LOSSES, "f'(x)", metric=False),
+                 Column("suboptimality", LOSSES, "suboptimality f - f*")),
+        x="step", linear=True, iterates=IteratePanel("x", "f_x", coef_key="dataset.coef", coef_default=4.0),
+        report_lines=("x: {x:.6g}  (minimum at {x_star:g})",),
+    ),
+    "mnist": _IMAGES_OUTPUTS,
+    "fashion_mnist": _IMAGES_OUTPUTS,
+}
+
+
+def outputs_of(summary: Mapping, dataset: str | None = None, where: str = SUMMARY) -> Outputs | None:
+    """A run's description: its summary.json's ``outputs``, else (a summary written before that key)
+    the one its dataset name had then, else None (nothing is known about its columns).
+
+    ``dataset`` defaults to the summary's. RunFolderError naming ``where`` if ``outputs`` is malformed.
+    """
+    payload = summary.get("outputs")
+    if payload is not None:
+        return Outputs.from_json(payload, where)
+    name = dataset if dataset is not None else summary.get("dataset")
+    return LEGACY_OUTPUTS.get(name) if isinstance(name, str) else None
+
+
+def known_column(name: str) -> Column | None:
+    """The generic column ``name``, else the first known problem's (for runs that describe nothing)."""
+    generic = GENERIC_OUTPUTS.column(name)
+    if generic is not None:
+        return generic
+    return next((o.column(name) for o in LEGACY_OUTPUTS.values() if name in o), None)
+
+
+def recorded_by(name: str) -> list[str]:
+    """The known datasets whose problem writes the metric column ``name`` (none for a generic one)."""
+    if name in GENERIC_NAMES:
+        return []
+    return [dataset for dataset, outputs in LEGACY_OUTPUTS.items() if name in outputs]
 
 
 # --------------------------------------------------------------------------- writers

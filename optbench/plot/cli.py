@@ -39,10 +39,11 @@ spanning the interquartile range (4 or more seeds) or min-max (fewer); on a log 
 are computed on log(y), so the band never crosses zero. Diverged runs end with an X
 (their last finite point) and the legend says "diverged"; runs killed (status running)
 or interrupted end with an open circle and say "incomplete" / "interrupted".
-Quadratic runs (seed 003) are drawn against step on a linear axis, with a second panel
-showing the iterates on y = 4x^2. A preset's `plot:` config node (x, y, linear, title)
-sets defaults that the options below override; a hint that does not fit every run
-(y=full_loss with mnist runs in a mixed glob) is not used, with a warning.
+Each run's summary.json describes its columns (`outputs`: labels, default axes, which value
+is best); a problem may ask for another x or a linear axis (seed 003's quadratic: step, linear,
+with a second panel showing the iterates on y = 4x^2). A preset's `plot:` config node (x, y,
+linear, title) sets defaults that the options below override; a hint that does not fit every
+run (y=full_loss with runs of another problem in a mixed glob) is not used, with a warning.
 What ran is read from summary.json's resolved config (aliases resolved: an rmsprop
 gamma sweep is labelled alpha). Two folders holding one run (same config hash and seed:
 a copy, or a skip_finished job's reused.json) are drawn once. An unreadable run among
@@ -90,14 +91,15 @@ def plot_parser() -> argparse.ArgumentParser:
                      help="replace figures and tables that already exist (default: refuse, exit 2)")
     fig = parser.add_argument_group("figure")
     fig.add_argument("--x", metavar="X", help="step | epoch | examples | time (all from losses.csv; default epoch, "
-                                              "quadratic runs: step)")
-    fig.add_argument("--y", metavar="Y", help="loss (minibatch train loss, default) | full_loss (linreg) | "
-                                              "suboptimality (f - f*, linreg and quadratic) | train_loss (epoch mean) | "
-                                              "test_loss | test_acc (mnist, fashion_mnist; from epochs.csv) | "
-                                              "grad_norm | update_norm | update_ratio (runs with diagnostics=true)")
+                                              "or the x the runs' problem asks for)")
+    fig.add_argument("--y", metavar="Y", help="loss (minibatch train loss, default) | train_loss (epoch mean) | "
+                                              "grad_norm | update_norm | update_ratio (runs with diagnostics=true) | "
+                                              "any metric column the runs' problem declares in summary.json's "
+                                              "outputs (e.g. full_loss, suboptimality, test_loss, test_acc)")
     scale = fig.add_mutually_exclusive_group()
     scale.add_argument("--linear", dest="linear", action="store_const", const=True, default=None,
-                       help="linear y axis (default: log, except test_acc and quadratic runs)")
+                       help="linear y axis (default: log, unless the runs' problem or the y column asks for "
+                            "linear, e.g. an accuracy)")
     scale.add_argument("--log", dest="linear", action="store_const", const=False,
                        help="log y axis even where the default is linear")
     fig.add_argument("--smooth", type=_positive_int, metavar="K",
@@ -259,10 +261,6 @@ def run_plot(argv: Sequence[str]) -> int:
         from optbench.plot.metrics import check_x
 
         check_x(args.x)
-    if args.y is not None:
-        from optbench.plot.metrics import check_y
-
-        check_y(args.y)
     if args.title is not None:
         check_mathtext(args.title, "--title")
     for label in args.label or ():
@@ -293,10 +291,11 @@ def run_plot(argv: Sequence[str]) -> int:
                           labels=args.label, title=args.title)
     rows = None
     if args.table:
-        from optbench.plot.metrics import Y_SOURCES
+        from optbench.plot.metrics import y_choices
         from optbench.plot.table import failed_rows, summary_rows
+        from optbench.run_folder import LOSSES
 
-        y = args.y if args.y and Y_SOURCES[args.y][0] == "losses" else "loss"
+        y = args.y if args.y and y_choices(runs)[args.y].file == LOSSES else "loss"
         rows = summary_rows(runs, target=args.target, y=y, smooth=args.smooth) + failed_rows(failures)
     written = [save(fig, figure_path, args.force)]
     if rows is not None:

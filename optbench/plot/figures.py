@@ -14,19 +14,21 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from optbench.plot.aggregate import Group, align, band_stats, group_runs
+from optbench.plot.iterates import draw_iterates, iterate_panel
 from optbench.plot.labels import check_mathtext, literal, make_labels, mathtext_problem, with_mark
 from optbench.plot.metrics import (
     X_COLUMNS,
     X_LABELS,
-    Y_LABELS,
-    Y_SOURCES,
     Series,
     check_x,
     check_y,
+    default_linear,
+    default_x,
     run_series,
+    y_choices,
+    y_label,
     y_problem,
 )
-from optbench.plot.quadratic import draw_iterates, is_quadratic
 from optbench.plot.runs import PlotError, Run, warn
 
 #: a curve with at most this many points is drawn with point markers (seed 003's '-o')
@@ -51,8 +53,8 @@ def plot_hints(runs: Sequence[Run], *, given: Sequence[str] = ()) -> dict:
     """The preset hints (``plot:`` config node) that hold for the whole figure.
 
     A hint is a preset's default for its own runs, so it must not decide how other runs
-    are drawn: ``y`` is used only when every run records it (a linreg preset's
-    ``full_loss`` must not drop the mnist runs of a mixed glob); ``x``, ``linear`` and
+    are drawn: ``y`` is used only when every run records it (one preset's ``full_loss``
+    must not drop the runs of another problem in a mixed glob); ``x``, ``linear`` and
     ``title`` only when every run carries the same one. A hint left out is named in a
     warning, unless the command line sets that field anyway (``given``).
     """
@@ -74,7 +76,7 @@ def plot_hints(runs: Sequence[Run], *, given: Sequence[str] = ()) -> dict:
         if len(distinct) > 1:
             why = f"the runs' presets disagree ({', '.join(distinct)})"
         elif name == "y":
-            if value not in Y_SOURCES:
+            if value not in y_choices(runs):
                 why = f"{value!r} is not a --y choice"
             else:
                 unfit = [run for run in runs if y_problem(run, value) is not None]
@@ -102,16 +104,16 @@ def choose_axes(runs: Sequence[Run], x: str | None = None, y: str | None = None,
                 linear: bool | None = None, title: str | None = None) -> AxesChoice:
     """Command-line choices win over the runs' ``plot`` hints, which win over the defaults.
 
-    Defaults: loss against epoch on a log axis; quadratic runs (seed 003) against step on
-    a linear axis; test_acc on a linear axis.
+    Defaults, from the runs' descriptions (``Run.outputs``): loss against the x axis they all ask
+    for (else epoch), on a log axis unless every run's problem asks for a linear one (seed 003's
+    quadratic) or ``y`` is described as linear (an accuracy).
     """
     given = [name for name, value in (("x", x), ("y", y), ("linear", linear), ("title", title)) if value is not None]
     hints = plot_hints(runs, given=given)
-    quadratic = bool(runs) and all(run.dataset == "quadratic" for run in runs)
-    x = check_x(x or hints.get("x") or ("step" if quadratic else "epoch"))
-    y = check_y(y or hints.get("y") or "loss")
+    x = check_x(x or hints.get("x") or default_x(runs))
+    y = check_y(y or hints.get("y") or "loss", runs)
     if linear is None:
-        linear = bool(hints.get("linear")) or quadratic or y == "test_acc"
+        linear = bool(hints.get("linear")) or default_linear(runs, y)
     return AxesChoice(x=x, y=y, log=not linear, title=title if title is not None else hints.get("title"))
 
 
@@ -229,7 +231,8 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
                 smooth: int | None = None, labels: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """Loss (or ``y``) against ``x``, one curve per run; runs differing only in seed share a curve.
 
-    Quadratic runs get a second panel with their iterates on y = coef*x^2.
+    Runs whose description asks for an iterate panel (seed 003's quadratic) get a second panel
+    with their iterates on y = coef*x^2.
     """
     if smooth is not None and smooth < 1:
         raise PlotError(f"--smooth {smooth}: the window must be a whole number >= 1. Fix: e.g. --smooth 10.")
@@ -245,17 +248,15 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
     groups = group_runs(runs)
     names = curve_labels(groups, labels)
     colors = [f"C{i % 10}" for i in range(len(groups))]
-    quadratic = [(g, c) for g, c in zip(groups, colors) if is_quadratic(g)]
-    fig = Figure(figsize=(12.5, 4.8) if quadratic else (7.5, 4.8), layout="constrained")
-    ax = fig.add_subplot(1, 2 if quadratic else 1, 1)
+    panels = [(g, c, p) for g, c in zip(groups, colors) if (p := iterate_panel(g)) is not None]
+    fig = Figure(figsize=(12.5, 4.8) if panels else (7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot(1, 2 if panels else 1, 1)
     for group, name, color in zip(groups, names, colors):
         draw_group(ax, group, name, color, choice, smooth)
     if choice.log:
         ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel(X_LABELS[choice.x])
-    ylabel = Y_LABELS[choice.y]
-    if choice.y == "loss" and all(run.dataset == "quadratic" for run in runs):
-        ylabel = "loss f(x)"  # full-batch: no minibatch
+    ylabel = y_label(runs, choice.y)
     if smooth and smooth > 1:
         ylabel += f", trailing mean of {smooth} points"
     ax.set_ylabel(ylabel)
@@ -263,8 +264,9 @@ def loss_figure(runs: Sequence[Run], *, x: str | None = None, y: str | None = No
     ax.legend(loc="best", fontsize="small" if len(groups) > 6 else "medium", title=legend_title(groups),
               title_fontsize="small")
     heading = choice.title if choice.title is not None else default_title(runs, names)
-    if quadratic:
-        draw_iterates(fig.add_subplot(1, 2, 2), [g for g, _ in quadratic], [c for _, c in quadratic])
+    if panels:
+        draw_iterates(fig.add_subplot(1, 2, 2), [g for g, _, _ in panels], [c for _, c, _ in panels],
+                      [p for _, _, p in panels])
         if heading:
             fig.suptitle(heading)
     elif heading:

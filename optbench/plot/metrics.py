@@ -1,58 +1,92 @@
-"""What a figure reads from a run: the x and y columns, smoothing, final and best values."""
+"""What a figure reads from a run: the x and y columns, smoothing, final and best values.
+
+Which y a run has, its file, label, default axis and which of its values is best come from
+the run's description (``Run.outputs``, summary.json's ``outputs``), never from its dataset's name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from optbench.plot.runs import PlotError, Run, finite
+from optbench.run_folder import (
+    DIAGNOSTIC_COLUMNS,
+    EPOCHS,
+    GENERIC_OUTPUTS,
+    LEGACY_OUTPUTS,
+    LOSSES,
+    Column,
+    Outputs,
+    recorded_by,
+)
 
 #: --x name -> losses.csv column
 X_COLUMNS = {"step": "step", "epoch": "epoch", "examples": "examples_seen", "time": "wall_time_s"}
 X_LABELS = {"step": "step", "epoch": "epoch", "examples": "examples seen", "time": "wall time (s)"}
-#: --y name -> (file, column)
-Y_SOURCES = {
-    "loss": ("losses", "loss"),
-    "full_loss": ("losses", "full_loss"),
-    "suboptimality": ("losses", "suboptimality"),
-    "train_loss": ("epochs", "train_loss"),
-    "test_loss": ("epochs", "test_loss"),
-    "test_acc": ("epochs", "test_acc"),
-    "grad_norm": ("losses", "grad_norm"),
-    "update_norm": ("losses", "update_norm"),
-    "update_ratio": ("losses", "update_ratio"),
-}
-Y_LABELS = {
-    "loss": "train loss (minibatch)",
-    "full_loss": "full-data loss",
-    "suboptimality": "suboptimality f - f*",
-    "train_loss": "train loss (epoch mean)",
-    "test_loss": "test loss",
-    "test_acc": "test accuracy",
-    "grad_norm": "gradient norm",
-    "update_norm": "update norm ||θ_t - θ_(t-1)||",
-    "update_ratio": "update ratio ||Δθ|| / ||θ||",
-}
-#: which datasets record a column, for the message when one does not
-Y_DATASETS = {
-    "full_loss": "linreg",
-    "suboptimality": "linreg and quadratic",
-    "test_loss": "mnist and fashion_mnist",
-    "test_acc": "mnist and fashion_mnist",
-}
-Y_DATASET_NAMES = {
-    "full_loss": {"linreg"},
-    "suboptimality": {"linreg", "quadratic"},
-    "test_loss": {"mnist", "fashion_mnist"},
-    "test_acc": {"mnist", "fashion_mnist"},
-}
-KNOWN_DATASETS = {"mnist", "fashion_mnist", "linreg", "quadratic"}
 #: columns only runs with diagnostics=true record
-DIAGNOSTIC_Y = ("grad_norm", "update_norm", "update_ratio")
-#: y values where larger is better
-HIGHER_IS_BETTER = {"test_acc"}
+DIAGNOSTIC_Y = tuple(DIAGNOSTIC_COLUMNS)
+
+
+def _descriptions(runs: Sequence[Run]) -> list[Outputs]:
+    return [GENERIC_OUTPUTS, *LEGACY_OUTPUTS.values(), *(run.outputs for run in runs if run.outputs is not None)]
+
+
+def y_choices(runs: Sequence[Run] = ()) -> dict[str, Column]:
+    """Every --y choice: the metric columns of the generic description, of the known problems and of
+    ``runs``' descriptions (first description wins), logged ones first, then epochs.csv's, then diagnostics."""
+    seen: dict[str, Column] = {}
+    for outputs in _descriptions(runs):
+        for column in outputs.metrics():
+            seen.setdefault(column.name, column)
+
+    def rank(name: str) -> int:
+        return 2 if name in DIAGNOSTIC_COLUMNS else 0 if seen[name].file == LOSSES else 1
+
+    return {name: seen[name] for name in sorted(seen, key=rank)}
+
+
+def column_of(run: Run, y: str) -> Column:
+    """How ``run`` describes ``y`` (a plain losses.csv metric when it does not)."""
+    return run.column(y) or Column(y)
+
+
+def y_label(runs: Sequence[Run], y: str) -> str:
+    """The axis label the runs' descriptions agree on, else the column's generic (or first known) label."""
+    labels = {column.axis_label for column in (run.column(y) for run in runs) if column is not None}
+    if len(labels) == 1:
+        return labels.pop()
+    return y_name(y, runs)
+
+
+def y_name(y: str, runs: Sequence[Run] = ()) -> str:
+    """The column's generic (or first known) label: what a measure is called across problems."""
+    column = y_choices(runs).get(y)
+    return column.axis_label if column is not None else y
+
+
+def y_log_scale(runs: Sequence[Run], y: str) -> bool:
+    """Whether ``y`` is drawn on a log axis by default: no description of it among the runs says otherwise."""
+    described = [column for column in (run.column(y) for run in runs) if column is not None]
+    if not described:
+        known = y_choices(runs).get(y)
+        described = [known] if known is not None else []
+    return all(column.log_scale for column in described)
+
+
+def default_x(runs: Sequence[Run]) -> str:
+    """The x axis every run's description asks for (``epoch`` when they differ or ask for none)."""
+    wanted = {run.outputs.x if run.outputs is not None and run.outputs.x in X_COLUMNS else "epoch" for run in runs}
+    return wanted.pop() if len(wanted) == 1 else "epoch"
+
+
+def default_linear(runs: Sequence[Run], y: str) -> bool:
+    """A linear y axis by default: every run's problem asks for one, or ``y``'s description does."""
+    problem = bool(runs) and all(run.outputs is not None and run.outputs.linear for run in runs)
+    return problem or not y_log_scale(runs, y)
 
 
 def check_x(x: str) -> str:
@@ -61,23 +95,28 @@ def check_x(x: str) -> str:
     return x
 
 
-def check_y(y: str) -> str:
-    if y not in Y_SOURCES:
-        raise PlotError(f"unknown --y {y!r}. Fix: use one of {', '.join(Y_SOURCES)}.")
+def check_y(y: str, runs: Sequence[Run] = ()) -> str:
+    """``y`` if it is a --y choice (generic, a known problem's, or one ``runs`` describe)."""
+    choices = y_choices(runs)
+    if y not in choices:
+        raise PlotError(f"unknown --y {y!r}. Fix: use one of {', '.join(choices)}.")
     return y
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def y_problem(run: Run, y: str) -> str | None:
     """Why ``run`` cannot give ``y`` at all (None when it can; finiteness is checked later)."""
-    source, column = Y_SOURCES[y]
-    where = Y_DATASETS.get(y)
+    column = y
+    where = recorded_by(y)
     not_recorded = (f"{run.name} is a {run.dataset} run and has no {y}"
-                    f"{f' ({y} is recorded for {where} only)' if where else ''}. "
+                    f"{f' ({y} is recorded for {_and(where)} only)' if where else ''}. "
                     f"Fix: leave it out of this figure, or plot it with --y loss.")
-    recorded_by = Y_DATASET_NAMES.get(y)
-    if recorded_by is not None and run.dataset in KNOWN_DATASETS and run.dataset not in recorded_by:
+    if run.outputs is not None and y not in run.outputs:
         return not_recorded
-    if source == "epochs":
+    if column_of(run, y).file == EPOCHS:
         try:
             table = run.epochs
         except PlotError as err:
@@ -121,10 +160,10 @@ class Series:
 
 
 def run_series(run: Run, x: str, y: str, *, smooth: int | None = None, log: bool = True) -> Series:
-    source, column = Y_SOURCES[y]
+    column = y
     losses = run.losses
     x_column = X_COLUMNS[x]
-    if source == "losses":
+    if column_of(run, y).file == LOSSES:
         key = losses["step"].to_numpy(dtype=float)
         xs = losses[x_column].to_numpy(dtype=float)
         ys = losses[column].to_numpy(dtype=float)
@@ -158,13 +197,14 @@ def final_value(run: Run, y: str = "loss") -> float | None:
     """The run's final ``y``; for ``loss`` the final train loss.
 
     ``loss``/``train_loss``: the last finished epoch's mean minibatch loss (summary.json
-    ``final.train_loss``, else epochs.csv), falling back to the last logged loss; on the
-    quadratic (one "epoch" of full-batch steps) the last logged f(x). Diverged runs give
-    a non-finite value or the last finite one; callers check ``run.diverged``.
+    ``final.train_loss``, else epochs.csv), falling back to the last logged loss; where the
+    run's description says its loss is the objective itself (not a minibatch estimate: a
+    full-batch problem) the last logged loss. Diverged runs give a non-finite value or the
+    last finite one; callers check ``run.diverged``.
     """
-    source, column = Y_SOURCES[y]
+    described, column = column_of(run, y), y
     if y in ("loss", "train_loss"):
-        if run.dataset == "quadratic" and y == "loss":
+        if y == "loss" and not described.noisy:
             return _last_logged(run, "loss")
         value = _number(run.final("train_loss"))
         if value is None:
@@ -173,15 +213,16 @@ def final_value(run: Run, y: str = "loss") -> float | None:
     value = _number(run.final(column))
     if value is not None:
         return value
-    return _epochs_last(run, column) if source == "epochs" else _last_logged(run, column)
+    return _epochs_last(run, column) if described.file == EPOCHS else _last_logged(run, column)
 
 
 def best_value(run: Run, y: str = "loss") -> float | None:
-    """The best ``y`` over the run (max for test_acc, else min); ``loss``: best epoch train loss."""
-    source, column = Y_SOURCES[y]
-    pick = max if y in HIGHER_IS_BETTER else min
+    """The best ``y`` over the run (the maximum where its description says higher is better, else the
+    minimum); ``loss``: the best epoch train loss, or the least logged loss where it is the objective itself."""
+    described, column = column_of(run, y), y
+    pick = described.best
     if y in ("loss", "train_loss"):
-        if run.dataset == "quadratic" and y == "loss":
+        if y == "loss" and not described.noisy:
             return _pick_logged(run, "loss", min)
         value = _number(run.best("train_loss"))
         if value is None:
@@ -190,7 +231,7 @@ def best_value(run: Run, y: str = "loss") -> float | None:
     value = _number(run.best(column))
     if value is not None:
         return value
-    return _pick_epochs(run, column, pick) if source == "epochs" else _pick_logged(run, column, pick)
+    return _pick_epochs(run, column, pick) if described.file == EPOCHS else _pick_logged(run, column, pick)
 
 
 def _last_logged(run: Run, column: str) -> float | None:
@@ -238,8 +279,8 @@ def target_hit(run: Run, target: float, y: str = "loss", smooth: int | None = No
     ``y`` must come from losses.csv (loss, full_loss, suboptimality); the step's loss is
     measured before its update, so ``steps`` = the updates done when it was reached.
     """
-    _, column = Y_SOURCES[y]
-    if Y_SOURCES[y][0] != "losses" or column not in run.losses.columns:
+    column = y
+    if column_of(run, y).file != LOSSES or column not in run.losses.columns:
         column = "loss"
     values = run.losses[column].to_numpy(dtype=float)
     if smooth and smooth > 1:

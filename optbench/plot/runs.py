@@ -4,6 +4,10 @@ The plotter reads only a run's files: ``summary.json``, ``losses.csv``, ``epochs
 (and a skipped job's ``reused.json``); ``.hydra/`` only for a run whose summary.json
 holds no config. It never imports the trainer or torch.
 
+What the run's columns mean and how to show them is its description (``Run.outputs``):
+summary.json's ``outputs``, or, for a summary written before that key, the description its
+dataset name had then (``run_folder.outputs_of``, the format owner's reader of its old versions).
+
 What ran is summary.json's ``config``: the resolved, validated config, aliases resolved
 (``.hydra/config.yaml`` is Hydra's raw composition, which a later command may even have
 rewritten). Only when the summary has none is ``.hydra/config.yaml`` read, and its
@@ -47,8 +51,12 @@ from optbench.run_folder import (  # noqa: F401
     RUN_MARKERS,
     STATUSES,
     SUMMARY,
+    Column,
+    Outputs,
     RunFolderError,
     is_run_dir,
+    known_column,
+    outputs_of,
     read_json,
     read_table,
 )
@@ -225,6 +233,7 @@ SUMMARY_TYPES: dict[str, tuple[Any, str]] = {
     "finished_at": (lambda v: isinstance(v, str), "a string"),
     "resumed_from_step": (_is_int, "a whole number"),
     "engine": (lambda v: isinstance(v, dict), "an object"),
+    "outputs": (lambda v: isinstance(v, dict), "an object"),
 }
 
 
@@ -286,6 +295,7 @@ class Run:
 
     ``config`` is the resolved config (summary.json's, else ``.hydra/config.yaml`` with
     aliases resolved); ``reused_from`` is the folder whose files a skip_finished job shows.
+    ``outputs``: the run's description of its columns (None: nothing is known about them).
     """
 
     path: Path
@@ -297,6 +307,7 @@ class Run:
     epochs_problem: str | None = None
     reused_from: Path | None = None
     notes: list[str] = field(default_factory=list)
+    outputs: Outputs | None = None
 
     # ---- identity
     @property
@@ -380,6 +391,13 @@ class Run:
         if self.epochs_problem is not None:
             raise PlotError(self.epochs_problem)
         return self.epochs_table if self.epochs_table is not None else pd.DataFrame(columns=list(EPOCH_REQUIRED))
+
+    def column(self, name: str) -> Column | None:
+        """How this run describes the column ``name``; for a run that describes nothing, the generic
+        or a known problem's column of that name."""
+        if self.outputs is not None:
+            return self.outputs.column(name)
+        return known_column(name)
 
     def final(self, key: str) -> Any:
         node = self.summary.get("final")
@@ -559,9 +577,12 @@ def _load_run(folder: Path) -> Run:
     status = summary.get("status")
     if status is not None and status not in STATUSES:
         notes.append(f"{folder}: unknown status {status!r} in summary.json")
+    dataset = ((config.get("dataset") or {}) if isinstance(config.get("dataset"), dict) else {}).get("name")
+    outputs = outputs_of(summary, str(dataset) if dataset else None, str(summary_path))
     return Run(
         path=folder, config=config, overrides=overrides, summary=summary, losses=losses,
         epochs_table=epochs_table, epochs_problem=epochs_problem, reused_from=reused_from, notes=notes,
+        outputs=outputs,
     )
 
 

@@ -17,7 +17,7 @@ from optbench.optimizer_aliases import aliases_of
 from optbench.plot.aggregate import band_stats, group_runs
 from optbench.plot.figures import curve_labels, plot_hints
 from optbench.plot.labels import check_mathtext, format_value, is_ignored, literal, with_mark
-from optbench.plot.metrics import Y_LABELS, best_value, check_y, final_value, y_problem
+from optbench.plot.metrics import best_value, check_y, final_value, y_log_scale, y_name, y_problem
 from optbench.plot.runs import PlotError, Run, is_number, warn
 
 DIVERGED_Y = 0.96  # axes fraction where diverged points are marked
@@ -65,8 +65,8 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
     key = resolve_param(runs, param)
     given = ["x", "linear"] + [name for name, value in (("y", y), ("title", title)) if value is not None]
     hints = plot_hints(runs, given=given)
-    y = check_y(y or hints.get("y") or "loss")
-    log = not linear if linear is not None else y != "test_acc"
+    y = check_y(y or hints.get("y") or "loss", runs)
+    log = not linear if linear is not None else y_log_scale(runs, y)
     if not any(is_number(run.get(key)) for run in runs):
         shown = ", ".join(dict.fromkeys(format_value(run.get(key)) for run in runs))
         raise PlotError(f"--sensitivity {key}: its values ({shown}) are not numbers. "
@@ -141,7 +141,7 @@ def sensitivity_figure(runs: Sequence[Run], param: str, *, best: bool = False, y
     if log:
         ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel(key)
-    what = "train loss" if y in ("loss", "train_loss") else Y_LABELS[y]
+    what = "train loss" if y in ("loss", "train_loss") else y_name(y, runs)
     ax.set_ylabel(f"{'best' if best else 'final'} {what}")
     ax.grid(True, which="major", alpha=0.3)
     sizes = sorted({len(v) for line in lines for v in _by_value(line.runs, key).values()})

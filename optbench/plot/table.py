@@ -1,4 +1,9 @@
-"""``--table``: one row per run, printed with rich and written as summary.csv."""
+"""``--table``: one row per run, printed with rich and written as summary.csv.
+
+Besides the fixed :data:`COLUMNS`, a column the runs' descriptions mark for the table
+(``Column.table``) gets ``final_<name>`` and ``best_<name>`` columns of its own; best is the
+maximum where its description says higher is better.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from optbench.csv_cells import csv_cell
 from optbench.plot.labels import make_labels
 from optbench.plot.metrics import best_value, final_value, target_hit, total_time
 from optbench.plot.runs import Run
+from optbench.run_folder import Column
 
 COLUMNS = (
     "run", "label", "status", "final_train_loss", "best_train_loss", "test_loss", "test_acc",
@@ -26,14 +32,16 @@ COLUMNS = (
 
 def summary_rows(runs: Sequence[Run], *, target: float | None = None, y: str = "loss",
                  smooth: int | None = None, labels: Sequence[str] | None = None) -> list[dict]:
-    """One dict per run, keys :data:`COLUMNS`; None where a value does not exist.
+    """One dict per run, keys :data:`COLUMNS` (then each table column's final and best); None where
+    a value does not exist.
 
     ``final_train_loss``/``best_train_loss``: the last/best finished epoch's mean
-    minibatch loss (the quadratic: last/least f(x)). ``steps_to_target`` and
+    minibatch loss (where the run's loss is the objective itself: its last/least logged value). ``steps_to_target`` and
     ``time_to_target_s``: the first logged step whose ``y`` (loss, full_loss or
     suboptimality; trailing mean with ``smooth``) is <= ``target``; None if never.
     """
     names = list(labels) if labels else make_labels([r.flat for r in runs], [r.overrides for r in runs])
+    extras = table_metrics(runs)
     rows = []
     for run, name in zip(runs, names):
         hit = target_hit(run, target, y, smooth) if target is not None else None
@@ -50,7 +58,29 @@ def summary_rows(runs: Sequence[Run], *, target: float | None = None, y: str = "
             "steps_to_target": hit[0] if hit else None,
             "time_to_target_s": hit[1] if hit else None,
         })
+        for column in extras:
+            owned = run.outputs is not None and column.name in run.outputs
+            rows[-1][f"final_{column.name}"] = final_value(run, column.name) if owned else None
+            rows[-1][f"best_{column.name}"] = best_value(run, column.name) if owned else None
     return rows
+
+
+def table_metrics(runs: Sequence[Run]) -> list[Column]:
+    """The columns some run's description marks for the table, in first-seen order."""
+    found: dict[str, Column] = {}
+    for run in runs:
+        for column in run.outputs.columns if run.outputs is not None else ():
+            if column.table and column.metric:
+                found.setdefault(column.name, column)
+    return list(found.values())
+
+
+def row_columns(rows: Sequence[dict]) -> list[str]:
+    """:data:`COLUMNS`, then the other keys the rows hold, in first-seen order."""
+    columns = list(COLUMNS)
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    return columns
 
 
 def failed_rows(failures: Sequence[tuple[Path, str]]) -> list[dict]:
@@ -66,9 +96,10 @@ def write_summary_csv(rows: Sequence[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    columns = row_columns(rows)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(row.get(column), ".8g") for column in COLUMNS])
+        writer.writerow([csv_cell(row.get(column), ".8g") for column in columns])
     write_bytes_atomic(path, buffer.getvalue().encode())
     return path
 
@@ -123,7 +154,7 @@ def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
 
     The run column shows each run's path below the folder the runs share, which the title
     names; summary.csv keeps the full paths. A number column no row has a value for (test
-    loss and accuracy of linreg runs) is left out, as are the target columns without
+    loss and accuracy of runs without a test set) is left out, as are the target columns without
     ``target``. Cells are plain text: a ``[`` in a folder name or label is no rich markup.
     """
     common, names = short_run_names([str(row["run"]) for row in rows])
@@ -135,7 +166,8 @@ def rich_table(rows: Sequence[dict], target: float | None = None) -> Table:
         ("label", [str(row.get("label") or "") for row in rows], {"overflow": "fold", "min_width": 12}),
         ("status", [str(row.get("status") or "") for row in rows], {"overflow": "fold", "min_width": 11}),
     ]
-    for header, key, shown in _NUMBER_COLUMNS:
+    extra = [(key.replace("_", "\n", 1), key, _short) for key in row_columns(rows) if key not in COLUMNS]
+    for header, key, shown in _NUMBER_COLUMNS[:-1] + tuple(extra) + _NUMBER_COLUMNS[-1:]:
         if any(row.get(key) is not None for row in rows):
             columns.append((header, [shown(row.get(key)) for row in rows], {"justify": "right", "no_wrap": True}))
     if target is not None:

@@ -1,12 +1,24 @@
-"""The contract between a problem (data, model, loss) and the trainer loop."""
+"""The contract between a problem (data, model, loss) and the trainer loop.
+
+A problem also describes its outputs (``Problem.outputs``): which columns it writes, what
+they mean and how readers show them. The description's types are torch-free and live with
+the run folder's format (``optbench.run_folder``: ``Outputs``, ``Column``, ``IteratePanel``),
+so the plotter reads them from summary.json without importing a problem; they are
+re-exported here for problem modules.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+from optbench.run_folder import EPOCHS, GENERIC_OUTPUTS, LOSSES, Column, IteratePanel, Outputs
+
+__all__ = ["Batch", "Column", "EPOCHS", "IteratePanel", "LOSSES", "Outputs", "Problem"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -20,7 +32,10 @@ class Problem(ABC):
     """
 
     name: str
-    #: extra per-step CSV columns, written after ``loss`` and ``lr`` (see ``step_columns``)
+    #: what the problem writes and how readers show it (summary.json's ``outputs``)
+    outputs: ClassVar[Outputs] = GENERIC_OUTPUTS
+    #: extra per-step CSV columns, written after ``loss`` and ``lr`` (see ``step_columns``):
+    #: ``outputs.problem_columns(LOSSES)``
     step_column_names: tuple[str, ...] = ()
     #: epochs.csv columns this problem fills besides ``train_loss`` (test_loss, test_acc)
     has_test_set: bool = False

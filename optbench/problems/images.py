@@ -18,7 +18,7 @@ from torch import nn
 
 from optbench.models import ModelInputs, build_model
 from optbench.problems import image_cache
-from optbench.problems.base import Batch, Problem
+from optbench.problems.base import EPOCHS, Batch, Column, Outputs, Problem
 from optbench.problems.image_data import (
     DEFAULT_SYSTEM_DIR,
     IMAGE_SIZE,
@@ -51,10 +51,18 @@ def normalise_images(images: torch.Tensor) -> torch.Tensor:
     return x.div_(NORMALISATION["scale"]).sub_(NORMALISATION["mean"]).div_(NORMALISATION["std"])
 
 
+#: test loss and accuracy per epoch (the seeds' epoch line); accuracy: higher is better, on a linear axis
+OUTPUTS = Outputs(columns=(
+    Column("test_loss", EPOCHS, "test loss", console="Test Loss: {:.6f}"),
+    Column("test_acc", EPOCHS, "test accuracy", log_scale=False, higher_is_better=True, console="Test Acc: {:.4f}"),
+))
+
+
 class ImageClassification(Problem):
     """MNIST or Fashion-MNIST, a ``model`` group model (default MLP 784-200-10), mean cross-entropy; test loss and accuracy per epoch."""
 
     has_test_set = True
+    outputs = OUTPUTS
     step_column_names: tuple[str, ...] = ()
     #: images per forward pass in ``evaluate``
     eval_chunk = 2048

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from optbench.models import ModelInputs, build_model
-from optbench.problems.base import Batch, Problem
+from optbench.problems.base import LOSSES, Batch, Column, Outputs, Problem
 
 #: the model linreg trains unless the config names one (``model=linear``)
 DEFAULT_MODEL = {"name": "linear"}
@@ -29,9 +29,18 @@ def squared_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return ((prediction.reshape(target.shape) - target) ** 2 / 2).mean()
 
 
+#: seed 001's curve is the full-data loss, exact (no minibatch noise); the console shows the learned w and b
+OUTPUTS = Outputs(
+    columns=(Column("full_loss", LOSSES, "full-data loss"), Column("suboptimality", LOSSES, "suboptimality f - f*")),
+    objective="full_loss",
+    report_lines=("w: [{w:.4f}]  (true [{true_w:g}])   b: {b:.4f}  (true {true_b:g})",),
+)
+
+
 class LinearRegression(Problem):
     name = "linreg"
-    step_column_names = ("full_loss", "suboptimality")
+    outputs = OUTPUTS
+    step_column_names = OUTPUTS.problem_columns(LOSSES)
 
     def __init__(self, cfg: Mapping, seed: int, device: torch.device, model: Mapping | None = None):
         super().__init__(device)

@@ -14,15 +14,27 @@ from torch import nn
 
 from optbench.models import ModelInputs, build_model
 from optbench.models.scalar import Iterate  # noqa: F401  (the model's class, kept importable here)
-from optbench.problems.base import Batch, Problem
+from optbench.problems.base import LOSSES, Batch, Column, IteratePanel, Outputs, Problem
 
 #: the model the quadratic trains unless the config names one (``model=scalar``)
 DEFAULT_MODEL = {"name": "scalar"}
 
 
+#: full batch: the logged loss is f(x) itself; seed 003 draws it against step on a linear axis, with the
+#: iterates on the parabola beside it
+OUTPUTS = Outputs(
+    columns=(Column("loss", LOSSES, "loss f(x)"), Column("x", LOSSES, "iterate x", log_scale=False, metric=False),
+             Column("f_x", LOSSES, "f(x)", metric=False), Column("grad_x", LOSSES, "f'(x)", metric=False),
+             Column("suboptimality", LOSSES, "suboptimality f - f*")),
+    x="step", linear=True, iterates=IteratePanel("x", "f_x", coef_key="dataset.coef", coef_default=4.0),
+    report_lines=("x: {x:.6g}  (minimum at {x_star:g})",),
+)
+
+
 class Quadratic(Problem):
     name = "quadratic"
-    step_column_names = ("x", "f_x", "grad_x", "suboptimality")
+    outputs = OUTPUTS
+    step_column_names = OUTPUTS.problem_columns(LOSSES)
 
     def __init__(self, cfg: Mapping, steps: int, device: torch.device, model: Mapping | None = None):
         super().__init__(device)

@@ -6,6 +6,8 @@ from :mod:`optbench.plot.aggregate`), the results tables from
 :func:`optbench.plot.sensitivity.sensitivity_figure`, labels from
 :mod:`optbench.plot.labels` and every value from :mod:`optbench.plot.metrics`, so the
 report shows exactly what ``optbench-plot`` shows. Figures are matplotlib SVG, inlined.
+How a problem is measured (its curve's column, whether it is smoothed, its default x axis)
+comes from its runs' descriptions (``Run.outputs``), never from the dataset's name.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ from optbench import __version__
 from optbench.plot.aggregate import group_runs
 from optbench.plot.figures import AxesChoice, curve_labels, draw_group, legend_title, usable_runs
 from optbench.plot.labels import format_value, is_ignored, make_labels, override_keys
-from optbench.plot.metrics import X_COLUMNS, X_LABELS, Y_LABELS, final_value, rolling, target_hit
+from optbench.plot.metrics import (
+    X_COLUMNS,
+    X_LABELS,
+    column_of,
+    default_x,
+    final_value,
+    rolling,
+    target_hit,
+    y_label,
+    y_name,
+)
 from optbench.plot.runs import PlotError, PlotWarning, Run, is_number
 from optbench.plot.table import summary_rows
 from optbench.report import assets
@@ -38,6 +50,7 @@ from optbench.report.svg import color, figure_svg
 from optbench.report.twins import NOTE as TWIN_NOTE
 from optbench.report.twins import Twin, find_twins
 from optbench.results import failure_record
+from optbench.run_folder import GENERIC_OUTPUTS, Outputs
 
 #: the report's sections, in order: (id, heading)
 SECTIONS = (
@@ -53,7 +66,6 @@ SECTIONS = (
 X_CHOICES = tuple(X_COLUMNS)
 #: minibatch losses are noisy: a target counts as reached when the trailing mean of this many logged points is
 NOISY_SMOOTH = 5
-EXACT_DATASETS = {"linreg", "quadratic"}
 
 CLOSING_NOTE = (
     "Why inline SVG and not plotly: the figures are drawn by the plotter's own matplotlib code "
@@ -78,6 +90,7 @@ class Problem:
     target: float | None
     target_auto: bool
     failures: list[tuple[Path, str]] = field(default_factory=list)
+    outputs: Outputs = GENERIC_OUTPUTS
 
     @property
     def slug(self) -> str:
@@ -146,11 +159,22 @@ def td(value: Any) -> str:
 # --------------------------------------------------------------------------- problems
 
 
-def problem_y(runs: Sequence[Run], dataset: str) -> str:
-    """linreg: the full-data loss (seed 001's curve); otherwise the logged loss."""
-    if dataset == "linreg" and all("full_loss" in run.losses.columns for run in runs):
-        return "full_loss"
+def problem_outputs(runs: Sequence[Run]) -> Outputs:
+    """The description of a problem's runs: its first run's (they share a dataset), else the generic one."""
+    return next((run.outputs for run in runs if run.outputs is not None), GENERIC_OUTPUTS)
+
+
+def problem_y(runs: Sequence[Run], outputs: Outputs) -> str:
+    """The problem's objective column (seed 001's full-data loss) where every run logged it, else the loss."""
+    if outputs.objective != "loss" and all(outputs.objective in run.losses.columns for run in runs):
+        return outputs.objective
     return "loss"
+
+
+def problem_smooth(runs: Sequence[Run], outputs: Outputs) -> int | None:
+    """No smoothing where the objective is measured exactly (its column is no minibatch estimate)."""
+    objective = outputs.column(outputs.objective) or column_of(runs[0], outputs.objective)
+    return NOISY_SMOOTH if objective.noisy else None
 
 
 def _final_smoothed(run: Run, y: str, smooth: int | None) -> float | None:
@@ -169,8 +193,9 @@ def make_problems(runs: Sequence[Run], failures: Sequence[tuple[Path, str]],
         by_name.setdefault(run.dataset, []).append(run)
     problems = []
     for name, members in by_name.items():
-        y = problem_y(members, name)
-        smooth = None if name in EXACT_DATASETS else NOISY_SMOOTH
+        outputs = problem_outputs(members)
+        y = problem_y(members, outputs)
+        smooth = problem_smooth(members, outputs)
         if name in targets:
             target, auto = targets[name], False
         elif None in targets:
@@ -178,7 +203,8 @@ def make_problems(runs: Sequence[Run], failures: Sequence[tuple[Path, str]],
         else:
             finals = [v for v in (_final_smoothed(r, y, smooth) for r in members) if v is not None]
             target, auto = (float(np.median(finals)) if finals else None), True
-        problems.append(Problem(name=name, runs=members, y=y, smooth=smooth, target=target, target_auto=auto))
+        problems.append(Problem(name=name, runs=members, y=y, smooth=smooth, target=target, target_auto=auto,
+                                outputs=outputs))
     for folder, reason in failures:
         dataset = failure_record(folder, reason).get("dataset")
         for problem in problems:
@@ -211,7 +237,7 @@ def overview(problems: Sequence[Problem], runs: Sequence[Run], failures: Sequenc
         problem_seeds = list(dict.fromkeys(format_value(r.seed) for r in problem.runs))
         target = fmt(problem.target) + (" (auto: median final value)" if problem.target_auto else "")
         rows.append([td(problem.name), num_cell(len(problem.runs)), td(", ".join(names)),
-                     td(", ".join(problem_seeds)), td(Y_LABELS.get(problem.y, problem.y)), td(target)])
+                     td(", ".join(problem_seeds)), td(y_name(problem.y, problem.runs)), td(target)])
     out.append("<h3>Problems</h3>")
     out.append(table([("problem", False), ("runs", True), ("optimizers", False), ("seed values", False),
                       ("curve and target measure", False), ("target", False)], rows))
@@ -249,7 +275,7 @@ def curve_figure(runs: Sequence[Run], x: str, y: str, log: bool, title: str, ide
     if log:
         ax.set_yscale("log", nonpositive="mask")
     ax.set_xlabel(X_LABELS[x])
-    ylabel = Y_LABELS[y] if not (y == "loss" and all(r.dataset == "quadratic" for r in kept)) else "loss f(x)"
+    ylabel = y_label(kept, y)
     ax.set_ylabel(ylabel + (f", trailing mean of {smooth} points" if smooth and smooth > 1 else ""))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small" if len(groups) > 8 else "medium",
@@ -266,9 +292,9 @@ def curves(problems: Sequence[Problem]) -> str:
            'as optbench-plot --smooth draws them. '
            'Switch the x axis and the y scale above each figure.</p>']
     for problem in problems:
-        default_x = "step" if problem.name == "quadratic" else "epoch"
+        first_x = default_x(problem.runs)
         ident = f"curves-{problem.slug}"
-        options = "".join(f'<option value="{x}"{" selected" if x == default_x else ""}>{esc(X_LABELS[x])}</option>'
+        options = "".join(f'<option value="{x}"{" selected" if x == first_x else ""}>{esc(X_LABELS[x])}</option>'
                           for x in X_CHOICES)
         parts = [f'<div class="curves" id="{ident}"><h3>{esc(problem.name)}</h3>',
                  f'<div class="controls"><label>x axis <select data-role="x">{options}</select></label>'
@@ -279,10 +305,11 @@ def curves(problems: Sequence[Problem]) -> str:
                 name = f"{x}-{'log' if log else 'linear'}"
                 try:
                     svg = curve_figure(problem.runs, x, problem.y, log,
-                                       f"{problem.name}: {Y_LABELS[problem.y]}", f"{ident}-{name}", problem.smooth)
+                                       f"{problem.name}: {y_name(problem.y, problem.runs)}", f"{ident}-{name}",
+                                       problem.smooth)
                 except PlotError as err:
                     svg = f"<p class=note>Nothing to draw on this axis: {esc(err)}</p>"
-                if x == default_x and log:
+                if x == first_x and log:
                     shown = (name, svg)
                 else:
                     templates.append(f'<template data-variant="{name}">{svg}</template>')
@@ -299,8 +326,11 @@ RESULT_HEADERS = [("configuration", False), ("seed", True), ("status", False), (
 
 
 def results(problems: Sequence[Problem]) -> str:
-    out = ['<p class=note>Final and best train loss: the last and best finished epoch\'s mean minibatch loss '
-           '(the quadratic: f(x)); test values from the last epoch; time: the whole job. Steps and seconds to '
+    exact = [f"{p.name}: the last and least logged {y_label(p.runs, 'loss')}" for p in problems
+             if p.outputs.loss_is_objective]
+    where = f" ({'; '.join(exact)})" if exact else ""
+    out = ['<p class=note>Final and best train loss: the last and best finished epoch\'s mean minibatch loss'
+           f'{esc(where)}; test values from the last epoch; time: the whole job. Steps and seconds to '
            'target: the first logged step at which the measure (a trailing mean of 5 logged points for '
            'minibatch losses) is at or below the target; empty when never reached. Click a header to sort.</p>']
     for problem in problems:
@@ -318,7 +348,7 @@ def results(problems: Sequence[Problem]) -> str:
                                                               else None),
                           f"<td>{status_badge(record['status'])}</td>", *[num_cell(None)] * 7,
                           f"<td><code>{esc(folder)}</code></td>"])
-        target = (f"target {fmt(problem.target)} on {Y_LABELS.get(problem.y, problem.y)}"
+        target = (f"target {fmt(problem.target)} on {y_name(problem.y, problem.runs)}"
                   f"{' (auto: the median of the runs’ final values; set it with --target)' if problem.target_auto else ''}")
         out.append(f'<h3 id="results-{problem.slug}">{esc(problem.name)}</h3><p class=note>{esc(target)}</p>')
         out.append(table(RESULT_HEADERS, cells, cls="results"))
@@ -348,14 +378,15 @@ def _spans_decades(values: Sequence[float]) -> bool:
 def sensitivity(problems: Sequence[Problem]) -> str:
     from optbench.plot.sensitivity import sensitivity_figure
 
-    out = ['<p class=note>Final train loss (linreg: final full-data loss) against each hyperparameter the runs\' '
-           'overrides sweep, one line per optimizer and other setting; a point with several seeds is their median '
-           'with a band. Each axis is logarithmic where its values span a decade or more. A diverged run has no '
+    measured = "; ".join(f"{p.name}: final {y_name(p.y, p.runs)}" for p in problems if p.y != "loss")
+    out = [f'<p class=note>Final train loss{esc(f" ({measured})" if measured else "")} against '
+           'each hyperparameter the runs\' overrides sweep, one line per optimizer and other setting; a point '
+           'with several seeds is their median with a band. Each axis is logarithmic where its values span a decade or more. A diverged run has no '
            'value and is marked with an X at the top.</p>']
     drawn = 0
     for problem in problems:
         for key in swept_keys(problem.runs):
-            y = "full_loss" if problem.y == "full_loss" else "loss"
+            y = problem.y
             members = [run for run in problem.runs if is_number(run.get(key))]
             metrics = [m for m in (final_value(run, y) for run in members if not run.diverged)
                        if m is not None and np.isfinite(m)]

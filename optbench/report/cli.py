@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", default=[], metavar="[DATASET=]LOSS",
                    help="the loss a run must reach for steps/time to target and the profiles; DATASET=LOSS for one "
                         "problem (repeat the option), a bare LOSS for every other (default: each problem's median "
-                        "final loss; linreg: the full-data loss)")
+                        "final value of its objective: the loss, or the column its runs' description names, e.g. the "
+                        "full-data loss)")
     p.add_argument("--title", help="the report's title (default: the problems it covers)")
     return p
 

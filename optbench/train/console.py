@@ -5,16 +5,24 @@ and never read as rich markup (a path or a message may hold ``[...]``). The epoc
 lines, the closing lines and errors also go to the ``optbench`` logger, which Hydra's
 job logging (conf/hydra/job_logging/optbench.yaml) writes to the run folder's
 ``optbench.log`` only (the terminal already has them).
+
+What a line shows comes from the problem's description (``Problem.outputs``, summary.json's
+``outputs``): an epoch line has each epochs.csv column that declares a ``console`` template,
+and the closing lines render its ``report_lines`` over summary.json's ``report``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import string
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+
+from optbench.run_folder import EPOCHS, GENERIC_OUTPUTS, Outputs, known_column, outputs_of
 
 log = logging.getLogger("optbench")
 
@@ -28,6 +36,11 @@ class RunConsole:
         self.err = Console(stderr=True, highlight=False)
         self._progress = None  # a rich.progress.Progress while a run is drawn
         self._task = None
+        self.outputs: Outputs | None = None
+
+    def describe(self, outputs: Outputs) -> None:
+        """The problem's description, which the epoch and closing lines follow."""
+        self.outputs = outputs
 
     def _line(self, text: str, style: str | None = None, *, logged: bool = True, prefix: Text | None = None) -> None:
         """Print one whole line (no wrapping, no markup); log it too."""
@@ -71,16 +84,22 @@ class RunConsole:
             self._progress.update(self._task, completed=completed, **fields)
 
     @staticmethod
-    def epoch_line(index: int, row: dict[str, Any]) -> str:
-        """The seeds' ``epoch: 0, Train Loss: 0.381906`` line, plus test metrics and time."""
-        parts = [f"epoch: {index}, Train Loss: {row['train_loss']:.6f}"]
-        if row.get("test_loss") is not None:
-            parts.append(f"Test Loss: {row['test_loss']:.6f}, Test Acc: {row['test_acc']:.4f}")
-        parts.append(f"Time: {row['epoch_time_s']:.2f} s")
+    def epoch_line(index: int, row: dict[str, Any], outputs: Outputs | None = None) -> str:
+        """The seeds' ``epoch: 0, Train Loss: 0.381906`` line: each epochs.csv column with a ``console``
+        template, in the description's order (the problem's metrics, then the time), where it has a value.
+
+        Without ``outputs`` (a caller that did not describe its problem) the row's columns are looked up by name.
+        """
+        if outputs is None:
+            outputs = Outputs(columns=tuple(c for c in map(known_column, row) if c is not None))
+        parts = [f"epoch: {index}"]
+        for column in outputs.columns:
+            if column.file == EPOCHS and column.console and row.get(column.name) is not None:
+                parts.append(column.console.format(row[column.name]))
         return ", ".join(parts)
 
     def epoch(self, index: int, row: dict[str, Any]) -> None:
-        line = self.epoch_line(index, row)
+        line = self.epoch_line(index, row, self.outputs)
         if self.quiet:
             log.info(line)
             return
@@ -96,13 +115,8 @@ class RunConsole:
         status = summary["status"]
         colour = {"completed": "green", "diverged": "red", "interrupted": "yellow"}.get(status, "red")
         lines: list[tuple[str, str | None]] = []
-        report = summary.get("report") or {}
-        if "w" in report:
-            learned = ", ".join(f"{v:.4f}" for v in report["w"])
-            true = ", ".join(f"{v:g}" for v in report["true_w"])
-            lines.append((f"w: [{learned}]  (true [{true}])   b: {report['b']:.4f}  (true {report['true_b']:g})", None))
-        if "x" in report:
-            lines.append((f"x: {report['x']:.6g}  (minimum at {report['x_star']:g})", None))
+        outputs = self.outputs or outputs_of(summary) or GENERIC_OUTPUTS
+        lines.extend((text, None) for text in report_lines(outputs, summary.get("report") or {}))
         final = summary.get("final") or {}
         if status == "diverged":
             lines.append((f"diverged at step {summary.get('diverged_at_step')} (non-finite loss)", colour))
@@ -129,3 +143,26 @@ class RunConsole:
             log.error(message)  # only to a file: a console handler would print the paragraph twice
         self.err.print(Text.assemble(("optbench:", "bold red"), " ", message), soft_wrap=True, markup=False,
                        highlight=False)
+
+
+class _ItemFormatter(string.Formatter):
+    """``str.format`` where a list value is formatted item by item: ``{w:.2f}`` of [1, 2] is ``1.00, 2.00``."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, (list, tuple)):
+            return ", ".join(format(item, format_spec) for item in value)
+        return format(value, format_spec)
+
+
+def report_lines(outputs: Outputs, report: Mapping[str, Any]) -> list[str]:
+    """The description's ``report_lines`` rendered over ``report``; a line naming a key the report lacks,
+    or whose value its template cannot format, is left out."""
+    formatter, lines = _ItemFormatter(), []
+    for template in outputs.report_lines:
+        try:
+            keys = {name.split(".")[0].split("[")[0] for _, name, _, _ in formatter.parse(template) if name}
+            if keys <= set(report):
+                lines.append(formatter.vformat(template, (), dict(report)))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            continue
+    return lines

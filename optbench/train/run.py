@@ -22,11 +22,14 @@ from optbench.problems import make_problem
 from optbench.run_folder import (
     CHECKPOINT,
     DIAGNOSTIC_COLUMNS,
+    EPOCHS,
     FAILED,
+    GENERIC_OUTPUTS,
     INTERRUPTED,
     RUNNING,
     SUMMARY,
     SUMMARY_KEYS,
+    Outputs,
     write_json_atomic,
 )
 from optbench.train.callbacks import Checkpointing, Diagnosing, Progress, Recording, StopOnSignal, process_callbacks
@@ -43,13 +46,18 @@ def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def base_summary(cfg: DictConfig, overrides: list[str]) -> dict:
-    """summary.json at the start of a run: every key of ``run_folder.SUMMARY_KEYS``, in order."""
+def base_summary(cfg: DictConfig, overrides: list[str], outputs: Outputs | None = None) -> dict:
+    """summary.json at the start of a run: every key of ``run_folder.SUMMARY_KEYS``, in order.
+
+    ``outputs``: the problem's description (``Problem.outputs``); null when the run failed before
+    its problem was built.
+    """
     config = OmegaConf.to_container(cfg, resolve=True)
     summary = dict.fromkeys(SUMMARY_KEYS)
     summary.update(
         status=RUNNING, dataset=cfg.dataset.name, optimizer=cfg.optimizer.name, impl=cfg.optimizer.impl,
         seed=cfg.seed, config=config, config_hash=config_hash(config), overrides=list(overrides), steps=0,
+        outputs=None if outputs is None else outputs.to_json(),
         epochs_completed=0.0, final={}, best={}, total_time_s=0.0, train_time_s=0.0,
         threads=torch.get_num_threads(), report={},
         versions={"optbench": optbench.__version__, "torch": torch.__version__, "python": platform.python_version()},
@@ -97,8 +105,9 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
     scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
     state = restore(resume, model, optimizer, scheduler) if resume else LoopState()
 
-    summary = base_summary(cfg, overrides)
+    summary = base_summary(cfg, overrides, problem.outputs)
     summary.update(device=str(device), threads=torch.get_num_threads())
+    console.describe(problem.outputs)
     if resume:
         summary.update(resumed_from_step=state.step)
     try:
@@ -139,8 +148,8 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
             diverged_at_step=outcome.diverged_at_step,
             steps=state.step,
             epochs_completed=round(state.epoch + state.batch_in_epoch / trainer.steps_per_epoch, 6),
-            final=_final(state),
-            best=_best(state),
+            final=_final(state, problem.outputs),
+            best=_best(state, problem.outputs),
             train_time_s=round(state.wall_time_s, 6),
             total_time_s=round(time.perf_counter() - started, 6),
             compile_time_s=compile_time,
@@ -192,24 +201,26 @@ def _overwrite_in_place(path: Path, summary: dict) -> None:
         pass
 
 
-def _final(state: LoopState) -> dict:
+def _final(state: LoopState, outputs: Outputs = GENERIC_OUTPUTS) -> dict:
+    """``loss`` (last logged), ``train_loss`` (last epoch) and each of the problem's own metric columns:
+    its last epoch's value (epochs.csv) or its last logged one (losses.csv)."""
     last_epoch = state.epoch_rows[-1] if state.epoch_rows else {}
-    return {
-        "loss": state.last_loss,
-        "train_loss": last_epoch.get("train_loss"),
-        "test_loss": last_epoch.get("test_loss"),
-        "test_acc": last_epoch.get("test_acc"),
-        "full_loss": state.last_row.get("full_loss"),
-        "suboptimality": state.last_row.get("suboptimality"),
-    }
+    final = {"loss": state.last_loss, "train_loss": last_epoch.get("train_loss")}
+    for column in outputs.metrics(own=True):
+        final[column.name] = (last_epoch if column.file == EPOCHS else state.last_row).get(column.name)
+    return final
 
 
-def _best(state: LoopState) -> dict:
+def _best(state: LoopState, outputs: Outputs = GENERIC_OUTPUTS) -> dict:
+    """``loss``: the least logged; ``train_loss`` and each own epochs.csv metric: the best over epochs
+    (maximum where higher is better). Logged columns keep no history here, so they have no best."""
     rows = state.epoch_rows
 
-    def pick(key, fn):
-        values = [r[key] for r in rows if r.get(key) is not None and r[key] == r[key]]
-        return fn(values) if values else None
+    def pick(column):
+        values = [r[column.name] for r in rows if r.get(column.name) is not None and r[column.name] == r[column.name]]
+        return column.best(values) if values else None
 
-    return {"loss": state.best_loss, "train_loss": pick("train_loss", min),
-            "test_loss": pick("test_loss", min), "test_acc": pick("test_acc", max)}
+    best = {"loss": state.best_loss}
+    for column in (outputs.column("train_loss"), *outputs.metrics(EPOCHS, own=True)):
+        best[column.name] = pick(column)
+    return best
