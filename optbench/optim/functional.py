@@ -99,7 +99,10 @@ def add_scaled_(xs: list[Tensor], ys: list[Tensor], h: Hyper, foreach: bool) -> 
                 x.add_(y, alpha=h)
         return
     for x, y, hi in zip(xs, ys, per_param(h, len(xs))):
-        x.add_(hi * y)
+        if is_number(hi):
+            x.add_(y, alpha=hi)
+        else:
+            x.addcmul_(y, hi)  # one rounding, as the number path's alpha= (hi * y then add_ rounds twice)
 
 
 def add_product_(xs: list[Tensor], a: list[Tensor], b: list[Tensor], h: Hyper, foreach: bool) -> None:
