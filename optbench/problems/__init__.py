@@ -45,6 +45,17 @@ PROBLEMS: dict[str, Callable[[DictConfig, torch.device], Problem]] = {
 }
 
 
+#: problems whose data their factory draws from the run's seed (linreg's samples); every other
+#: problem's data depends on its dataset config only
+SEEDED_DATA = frozenset({"linreg"})
+
+
+def data_key(cfg: DictConfig) -> tuple:
+    """Runs with equal keys build the same problem data, so a stacked group may share one problem."""
+    name = cfg.dataset.name
+    return (name, cfg.seed if name in SEEDED_DATA else None)
+
+
 def make_problem(cfg: DictConfig, device: torch.device) -> Problem:
     # an unknown name reaches the image loader, whose message lists the image datasets
     return PROBLEMS.get(cfg.dataset.name, _images)(cfg, device)
