@@ -1,7 +1,7 @@
 """optbench's speed benchmark: one command, one table.
 
     python bench/run.py            # the full benchmark (~8 minutes on 2 cores)
-    python bench/run.py --quick    # a smoke version (1 epoch, 1 repeat, short batch-size-1 runs; ~3 minutes)
+    python bench/run.py --quick    # a smoke version (1 epoch, 1 repeat, short batch-size-1 runs; ~4 minutes)
 
 Every variant trains the seeds' MLP 784-200-10 with RMSProp (lr 1e-3, alpha 0.9) on
 the same data (Fashion-MNIST when it is found, else MNIST from optbench's cache, else
@@ -16,7 +16,33 @@ fresh child process. Columns:
 * compile s: optbench's ``compile_time_s`` (cold: an empty Inductor cache; warm: the
   next repeat, which reuses it);
 * process s: the child's whole wall time (interpreter, imports, data, compile, loop);
+* cpu s: the child's user + system CPU time (``os.wait4``): other processes on a shared
+  machine disturb it far less than wall time;
+* outside s: process s - ``train_time_s`` (group f);
 * peak RSS: the child's ``ru_maxrss`` (``os.wait4``), the largest over repeats.
+
+Group (f), start-up: ``python -c "import torch"`` (interpreter start, torch's import,
+interpreter teardown), and ``optbench dataset=fashion_mnist`` as a user types it: the
+console script from a fresh folder, with rich's live progress bar (told it is a
+terminal), the whole process. Only ``threads=`` (the tutorial's), ``epochs=`` (when not
+the dataset's 5) and ``dataset.root=`` (when the data is not in optbench's cache) are
+added. Its loop s is summary.json's ``train_time_s`` (the summed step times); its outside
+s is everything else: imports, Hydra, validation, data, batch slicing, the test-set
+evaluation after each epoch, logging, exit.
+
+Group (g), shims: each start-up shim of optbench/compat.py switched off
+(``OPTBENCH_SHIMS_OFF=<name>``) in the default run, and ``fast_guards`` off in the compiled
+scratch run (warm Inductor cache), each run right after the same variant with every shim
+on; the last table gives each shim's off / on ratio, paired by round, on wall and CPU time
+(a "gain" when the run without the shim was the slower one in every round, at least 3).
+
+The engine issue's targets (in the targets table):
+
+* (a) process s of (f)'s optbench run / loop s of the tutorial (a), same epochs: <= 0.25;
+* (b) outside s of (f)'s optbench run / process s of ``python -c "import torch"``: <= 1.5;
+* (c) loop s of "scratch, eager (progress bar on a terminal)" (c) / loop s of the bare
+  loop with optbench's scratch RMSprop (b): <= 1.05;
+* (d) peak RSS of (f)'s optbench run: <= 1.2 GB.
 
 Batch size 1 runs ``--bs1-steps`` updates (a tenth of an epoch by default) and scales
 the time to a full epoch (optbench's one end-of-epoch test evaluation is not scaled).
@@ -50,6 +76,16 @@ from rich.table import Table
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
 TRAIN_SIZE = 60_000
+#: epochs of conf/dataset/fashion_mnist.yaml (and mnist.yaml): the run a user types
+DATASET_EPOCHS = 5
+#: what makes rich draw its live progress bar as on a terminal, in a child whose stdout is a file
+TTY = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "120"}
+IMPORT_TORCH = '`python -c "import torch"`, whole process'
+SHIM_OFF = "OPTBENCH_SHIMS_OFF="
+SHIM_ON = "shims on, paired with "
+SHIMS_OFF_ENV = "OPTBENCH_SHIMS_OFF"  # optbench.compat.SHIMS_OFF_ENV
+#: the shims of optbench/compat.py that speed up start-up or exit, each measured off against the default run
+START_UP_SHIMS = ("dynamo_slot", "fast_exit")
 
 
 @dataclass
@@ -58,11 +94,14 @@ class Result:
     group: str
     loop: list[float] = field(default_factory=list)
     process: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the child's user + system CPU seconds, per run
+    loop_cpu: list[float] = field(default_factory=list)  # CPU seconds of optbench's loop (group c), per run
     rss_kb: int = 0
     compile: list[float] = field(default_factory=list)
     steal: list[float] = field(default_factory=list)  # % of CPU time the hypervisor took, per run
     loss: float | None = None
     losses_file: Path | None = None
+    outside: list[float] = field(default_factory=list)  # whole process - train_time_s, per run (group f)
 
     @property
     def loop_s(self) -> float | None:
@@ -121,6 +160,7 @@ def cpu_times() -> tuple[int, int]:
 
 
 LAST_STEAL = [0.0]  # steal % of the last child
+LAST_CPU = [0.0]  # user + system CPU seconds of the last child
 
 
 def run_child(argv: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str, str]:
@@ -133,6 +173,7 @@ def run_child(argv: list[str], env: dict | None = None, cwd: str | None = None) 
         wall = time.perf_counter() - started
         steal1, total1 = cpu_times()
         LAST_STEAL[0] = 100 * (steal1 - steal0) / max(total1 - total0, 1)
+        LAST_CPU[0] = usage.ru_utime + usage.ru_stime
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -158,6 +199,11 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="optbench-bench-"))
         self.results: list[Result] = []
         self.plan: list[tuple[Result, int, object]] = []
+
+    def console_script(self) -> list[str]:
+        """The ``optbench`` command as a user runs it (the installed console script, not a pyenv shim)."""
+        exe = Path(PYTHON).parent / "optbench"
+        return [str(exe)] if exe.exists() else [PYTHON, "-c", "from optbench.entry import main; main()"]
 
     # common flags
     def common(self) -> list[str]:
@@ -187,6 +233,7 @@ class Bench:
                     continue
                 wall, rss, loop, loss, compile_s = run_once(rep)
                 result.process.append(wall)
+                result.cpu.append(LAST_CPU[0])
                 result.loop.append(loop)
                 result.steal.append(LAST_STEAL[0])
                 result.rss_kb = max(result.rss_kb, rss)
@@ -219,7 +266,7 @@ class Bench:
     # (c) and (d): optbench
     def optbench(self, name: str, group: str, reps: int, *overrides: str, mode: str = "cli", tty: bool = False,
                  cold_first: bool = False, cache: str | None = None, scale: float = 1.0,
-                 epochs: int | None = None) -> Result:
+                 epochs: int | None = None, extra_env: dict | None = None) -> Result:
         result = Result(name, group)
         index = len(self.results)
         cache_dir = cache or str(self.work / f"inductor-{index}")
@@ -235,7 +282,8 @@ class Bench:
             elif cache:
                 env["TORCHINDUCTOR_CACHE_DIR"] = cache
             if tty:  # rich draws its live progress bar as on a terminal
-                env.update(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", COLUMNS="120")
+                env.update(TTY)
+            env.update(extra_env or {})
             args = self.optbench_args(*overrides, epochs=epochs)
             if mode == "cli":
                 argv = script("optbench_child.py", "cli", *args, f"hydra.run.dir={run_dir}")
@@ -247,6 +295,7 @@ class Bench:
                 raise RuntimeError(f"{name}: run ended {summary['status']}: {summary.get('error')}")
             result.losses_file = run_dir / "losses.csv"
             times = json.loads(stamp.read_text())
+            result.loop_cpu.append(times["loop_cpu_s"])
             # a partial epoch scaled to a whole one: its steps scale, its one test-set evaluation does not
             loop = (times["loop_s"] - times["epoch_end_s"]) * scale + times["epoch_end_s"]
             return wall, rss, loop, summary["final"]["train_loss"], summary["compile_time_s"]
@@ -254,17 +303,58 @@ class Bench:
         return self.record(result, reps, once)
 
     # (e): the default run, as a user runs it
-    def default_run(self, reps: int) -> Result:
-        exe = Path(PYTHON).parent / "optbench"
-        argv = [str(exe)] if exe.exists() else [PYTHON, "-c", "from optbench.cli import main; main()"]
-        cwd = self.work / "default-run"
+    def default_run(self, reps: int, name: str = "`optbench quiet=true` (linreg), whole process",
+                    group: str = "(e) default run", env: dict | None = None) -> Result:
+        cwd = self.work / f"default-run-{len(self.results)}"
         cwd.mkdir(exist_ok=True)
 
         def once(rep):
-            wall, rss, _, _ = run_child([*argv, "quiet=true"], cwd=str(cwd))
+            wall, rss, _, _ = run_child([*self.console_script(), "quiet=true"], env=env, cwd=str(cwd))
             return wall, rss, wall, None, None
 
-        return self.record(Result("`optbench quiet=true` (linreg), whole process", "(e) default run"), reps, once)
+        return self.record(Result(name, group), reps, once)
+
+    # (f): the image run exactly as a user types it, and the start-up baseline
+    def typed_run(self, reps: int, env: dict | None = None, name: str | None = None) -> Result:
+        """``optbench dataset=<name>`` from a fresh folder, on a terminal (progress bar), whole process.
+
+        Only what the machine needs is added: ``threads=`` (the tutorial's), ``epochs=`` when
+        not the dataset's default 5, ``dataset.root=`` when the data is not in optbench's cache.
+        """
+        from optbench.problems.image_data import default_data_root
+
+        dataset = {"FashionMNIST": "fashion_mnist", "MNIST": "mnist"}[self.dataset]
+        args = [f"dataset={dataset}", f"threads={self.opts.threads}"]
+        if self.opts.epochs != DATASET_EPOCHS:
+            args.append(f"epochs={self.opts.epochs}")
+        if Path(self.root).resolve() != Path(default_data_root()).resolve():
+            args.append(f"dataset.root={self.root}")
+        result = Result(name or f"`optbench {' '.join(args)}`, whole process", "(f) start-up")
+        index = len(self.results)
+
+        def once(rep):
+            cwd = self.work / f"typed-{index}-{rep}"
+            cwd.mkdir()
+            wall, rss, _, _ = run_child([*self.console_script(), *args], cwd=str(cwd),
+                                        env={**TTY, **(env or {})})
+            summaries = list(cwd.glob("outputs/*/*/summary.json"))
+            if len(summaries) != 1:
+                raise RuntimeError(f"{result.name}: expected one run folder under {cwd}/outputs, found {summaries}")
+            summary = json.loads(summaries[0].read_text())
+            if summary["status"] != "completed":
+                raise RuntimeError(f"{result.name}: run ended {summary['status']}: {summary.get('error')}")
+            result.losses_file = summaries[0].parent / "losses.csv"
+            result.outside.append(wall - summary["train_time_s"])
+            return wall, rss, summary["train_time_s"], summary["final"]["train_loss"], None
+
+        return self.record(result, reps, once)
+
+    def import_torch(self, reps: int) -> Result:
+        def once(rep):
+            wall, rss, _, _ = run_child([PYTHON, "-c", "import torch"])
+            return wall, rss, wall, None, None
+
+        return self.record(Result(IMPORT_TORCH, "(f) start-up"), reps, once)
 
 
 # ----------------------------------------------------------------------------- main
@@ -279,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="epochs at batch size 64 (default 5; --quick 1)")
     parser.add_argument("--bs1-steps", type=int, default=None,
                         help="updates of the batch-size-1 runs, scaled to an epoch (default 6000; --quick 600)")
-    parser.add_argument("--skip", default="", help="comma-separated groups to skip: a,b,c,d,e")
+    parser.add_argument("--skip", default="", help="comma-separated groups to skip: a,b,c,d,e,f,g")
     opts = parser.parse_args(argv)
     opts.reps = opts.reps or (1 if opts.quick else 3)
     opts.epochs = opts.epochs or (1 if opts.quick else 5)
@@ -287,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, opts.skip.split(",")))
     fast, slow = opts.reps, opts.slow_reps
     compile_reps = 1 if opts.quick else 2
+    guard_reps = compile_reps if opts.quick or "g" in skip else 3  # 3 rounds judge the fast_guards shim
 
     console = Console(highlight=False)
     if not console.is_terminal or console.width < 170:
@@ -294,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before, steal_before = os.getloadavg(), cpu_times()
     started = time.perf_counter()
     bench = Bench(opts, console)
+    compile_cache = str(bench.work / "inductor-scratch")  # the fast_guards variant reuses what this one compiled
     console.print(f"[bold]optbench benchmark[/bold]: {bench.data_note}, MLP 784-200-10, RMSProp lr 1e-3 alpha 0.9, "
                   f"batch 64, {opts.epochs} epoch(s), {opts.threads} threads")
 
@@ -311,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.optbench("scratch, eager, quiet=true", "(c) optbench", fast, "quiet=true")
         bench.optbench("builtin, eager, quiet=true", "(c) optbench", fast, "quiet=true", "optimizer.impl=builtin")
         bench.optbench("scratch, compile=true, quiet=true", "(c) optbench", compile_reps, "quiet=true", "compile=true",
-                       cold_first=True)
+                       cold_first=True, cache=compile_cache)
         bench.optbench("builtin, compile=true, quiet=true", "(c) optbench", compile_reps, "quiet=true",
                        "compile=true", "optimizer.impl=builtin", cold_first=True)
         bench.optbench("scratch, eager, Python API (denormals not flushed)", "(c) optbench", 1, mode="api")
@@ -327,12 +419,26 @@ def main(argv: list[str] | None = None) -> int:
                        cache=str(bench.work / "inductor-bs1"))
     if "e" not in skip:
         bench.default_run(max(fast, 3))
+    if "f" not in skip:
+        bench.import_torch(max(fast, 3))
+        bench.typed_run(fast)
+    if "g" not in skip:  # each speed shim of optbench/compat.py off, just after the same variant with it on
+        for shim in START_UP_SHIMS:
+            for prefix, env in ((SHIM_ON, {}), (SHIM_OFF, {SHIMS_OFF_ENV: shim})):
+                bench.default_run(max(fast, 3), f"{prefix}{shim}: `optbench quiet=true`", "(g) shims", env=env)
+        if "c" in skip:  # fills the Inductor cache the pair below reuses
+            bench.optbench("scratch, compile=true, quiet=true", "(c) optbench", 1, "quiet=true", "compile=true",
+                           cold_first=True, cache=compile_cache)
+        for prefix, env in ((SHIM_ON, {}), (SHIM_OFF, {SHIMS_OFF_ENV: "fast_guards"})):
+            bench.optbench(f"{prefix}fast_guards: scratch, compile=true, quiet=true", "(g) shims", guard_reps,
+                           "quiet=true", "compile=true", cache=compile_cache, extra_env=env)
     bench.run()
 
     steal_after = cpu_times()
     steal = 100 * (steal_after[0] - steal_before[0]) / max(steal_after[1] - steal_before[1], 1)
     print_table(console, bench, tutorial, bs1_tutorial)
     print_targets(console, bench, tutorial, bs1_tutorial)
+    print_shims(console, bench)
     import torch
 
     spread = max(((max(r.loop) - min(r.loop)) / min(r.loop) for r in bench.results if len(r.loop) > 1), default=0)
@@ -356,7 +462,8 @@ def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Re
     table = Table(title="median seconds (each repeat a fresh process)", title_justify="left")
     for name, justify in (("", "left"), ("variant", "left"), ("reps", "right"), ("loop s", "right"),
                           ("min-max", "right"), ("x tutorial", "right"),
-                          ("compile s", "right"), ("process s", "right"), ("peak RSS", "right"),
+                          ("compile s", "right"), ("process s", "right"), ("cpu s", "right"), ("outside s", "right"),
+                          ("peak RSS", "right"),
                           ("steal %", "right"), ("last train loss", "right")):
         table.add_column(name, justify=justify)
     group = None
@@ -366,7 +473,8 @@ def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Re
                 table.add_section()
             group = r.group
         base = bs1 if r.group == "(d) batch size 1" else tutorial
-        ratio = r.loop_s / base.loop_s if base and base.loop_s and r.group != "(e) default run" else None
+        timed_loop = r.loop != r.process  # else the variant's "loop" is its whole process
+        ratio = r.loop_s / base.loop_s if base and base.loop_s and timed_loop else None
         compile_s = "-"
         if r.compile:
             compile_s = " / ".join(f"{c:.1f}" for c in r.compile)
@@ -374,11 +482,12 @@ def print_table(console: Console, bench: Bench, tutorial: Result | None, bs1: Re
         spread = f"{min(r.loop):.2f}-{max(r.loop):.2f}" if len(r.loop) > 1 else ""
         table.add_row(r.group, r.name, str(len(r.loop)), _fmt(r.loop_s), spread,
                       _fmt(ratio, ".3f") + ("x" if ratio else ""),
-                      compile_s, _fmt(statistics.median(r.process)), f"{r.rss_kb / 1024:.0f} MB",
+                      compile_s, _fmt(statistics.median(r.process)), _fmt(statistics.median(r.cpu)),
+                      _fmt(statistics.median(r.outside) if r.outside else None), f"{r.rss_kb / 1024:.0f} MB",
                       _fmt(max(r.steal, default=None), ".0f"), _fmt(loss, ".4f"))
     console.print(table)
     console.print("loop s: training loop only, median (batch size 1: scaled to one epoch); compile s: cold / warm "
-                  "Inductor cache; process s: whole child process; x tutorial: against (a), batch size 1 against the "
+                  "Inductor cache; process s: whole child process; cpu s: its user + system CPU time; outside s: process s - train_time_s; x tutorial: against (a), batch size 1 against the "
                   "batch-size-1 tutorial; steal %: the largest share of CPU time the hypervisor gave to other "
                   "machines during a run of the variant (high: the timing is inflated).")
 
@@ -426,6 +535,19 @@ def print_targets(console: Console, bench: Bench, tutorial: Result | None, bs1: 
     if mnist:
         check("peak RSS of an MNIST-size optbench run <= 1.2 GB", max(r.rss_kb for r in mnist) / 1024 / 1024,
               1.2, ".2f")
+    typed = next((r for r in bench.results if r.group == "(f) start-up" and r.name != IMPORT_TORCH), None)
+    torch_import = get(IMPORT_TORCH)
+    if typed and tutorial and tutorial.loop_s:
+        check("engine (a): `optbench dataset=fashion_mnist` whole process / tutorial loop <= 0.25",
+              statistics.median(typed.process) / tutorial.loop_s, 0.25, ".3f")
+    if typed and torch_import:
+        check('engine (b): outside the loop (process - train_time_s) / `python -c "import torch"` <= 1.5',
+              statistics.median(typed.outside) / statistics.median(torch_import.process), 1.5, ".3f")
+    if bare_scratch and eager:
+        check("engine (c): eager loop (progress bar) / bare preloaded loop, same optimizer <= 1.05",
+              eager.loop_s / bare_scratch.loop_s, 1.05, ".3f")
+    if typed:
+        check("engine (d): peak RSS of the Fashion-MNIST run (f) <= 1.2 GB", typed.rss_kb / 1024 / 1024, 1.2, ".2f")
     api = get("scratch, eager, Python API")
     if api and quiet:
         same = api.losses_file is not None and quiet.losses_file is not None and _same_losses(api.losses_file,
@@ -438,6 +560,51 @@ def print_targets(console: Console, bench: Bench, tutorial: Result | None, bs1: 
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def print_shims(console: Console, bench: Bench) -> None:
+    """Each speed shim's gain: its variant with the shim off against the same variant with it on.
+
+    The two run one after the other in each round (group g), so each round gives a paired
+    ratio off / on that a slow spell of the machine mostly cancels out of. The gain
+    is the median paired ratio; it is a gain when the shim-off run was the slower one in
+    every round (at least 3), else "within noise". Compared on wall time and on CPU time
+    (the child's user + system; for ``fast_guards``, the process's CPU time over the loop),
+    which other processes on a shared machine disturb far less.
+    """
+    table = Table(title="speed shims (optbench/compat.py): off / on, paired by round, same invocation",
+                  title_justify="left")
+    for name, justify in (("shim", "left"), ("measured on", "left"), ("rounds", "right"), ("on s", "right"),
+                          ("off s", "right"), ("off / on", "right"), ("min-max", "right"), ("", "left"),
+                          ("cpu on s", "right"), ("cpu off s", "right"), ("cpu off / on", "right"),
+                          ("cpu min-max", "right"), ("", "left")):
+        table.add_column(name, justify=justify)
+    for shim in (*START_UP_SHIMS, "fast_guards"):
+        on = next((r for r in bench.results if r.name.startswith(f"{SHIM_ON}{shim}:")), None)
+        off = next((r for r in bench.results if r.name.startswith(f"{SHIM_OFF}{shim}:")), None)
+        if on is None or off is None or not on.loop or not off.loop:
+            continue
+        # the compile shim acts inside the loop: its loop time; the others: the whole process
+        wall = (on.loop, off.loop) if shim == "fast_guards" else (on.process, off.process)
+        cpu = (on.loop_cpu, off.loop_cpu) if shim == "fast_guards" else (on.cpu, off.cpu)
+        rounds = min(len(wall[0]), len(wall[1]))
+        measured_on = on.name.split(": ", 1)[1] + (" (loop)" if shim == "fast_guards" else " (whole process)")
+        table.add_row(shim, measured_on, str(rounds),
+                      *_paired_cells(*wall), *_paired_cells(*cpu))
+    if table.row_count:
+        console.print(table)
+
+
+def _paired_cells(on: list[float], off: list[float]) -> list[str]:
+    ratios = [b / a for a, b in zip(on, off)]
+    if not ratios:
+        return ["-"] * 5
+    if len(ratios) < 3:
+        verdict = "not judged (< 3 rounds)"
+    else:
+        verdict = "[green]gain[/green]" if min(ratios) > 1 else "[yellow]within noise[/yellow]"
+    return [_fmt(statistics.median(on)), _fmt(statistics.median(off)), f"{statistics.median(ratios):.3f}",
+            f"{min(ratios):.2f}-{max(ratios):.2f}", verdict]
 
 
 def _same_losses(a: Path, b: Path) -> bool:
