@@ -11,6 +11,9 @@ def main() -> None:
     from optbench import stop_signal
 
     stop_signal.install()
+    from optbench.compat import register_hydra_plugins
+
+    register_hydra_plugins()  # hydra/launcher=vectorized
     from optbench.cli import main as run
 
     run()

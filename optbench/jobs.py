@@ -389,6 +389,19 @@ def _stopped_message(run_dir: Path, sweep_dir: Path, summary: dict) -> str:
             "it reuses the completed jobs, continues the interrupted one from its checkpoint and runs the rest.")
 
 
+def stopped_group_message(folders: list[Path], sweep_dir: Path, summary: dict) -> str:
+    """The vectorized launcher's ``_stopped_message``: a stop signal interrupted a stacked group of jobs."""
+    names = ", ".join(Path(folder).name for folder in folders)
+    stopped = (f"the sweep was stopped: {len(folders)} job(s) of a vectorized group ({names} in {sweep_dir}) were "
+               f"interrupted at step {summary.get('steps')} (each member's checkpoint saved; `optbench "
+               f"resume=<its folder>` finishes one run alone).")
+    if "optuna" in _sweeper_target():
+        return (f"{stopped} Fix: to go on with the study, rerun the same command: it loads the study from its "
+                "storage and adds new trials (the interrupted trials are marked failed there on the next start).")
+    return (f"{stopped} Fix: to go on, rerun the same command with hydra.sweep.dir={sweep_dir} skip_finished=true; "
+            "it reuses the completed jobs, continues the interrupted group from its checkpoints and runs the rest.")
+
+
 def _sweeper_target() -> str:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -434,7 +447,12 @@ def sweep_dir() -> Path | None:
 
 def run_validated(cfg: DictConfig, run_dir: Path, overrides: list[str], console: RunConsole,
                   hydra_files: dict[str, str] | None = None) -> float:
-    """Plan, then carry out, one job (the ``optbench`` task function's body)."""
+    """Plan, then carry out, one job (the ``optbench`` task function's body).
+
+    Under ``hydra/launcher=vectorized`` a fresh or resume plan that can be stacked is
+    handed to that launcher instead (``optbench.vectorized.collect``), which trains it
+    in a group after collecting the sweep; the job then returns a placeholder objective.
+    """
     from optbench.compat import slurm_requeued
 
     where = sweep_dir()
@@ -442,7 +460,20 @@ def run_validated(cfg: DictConfig, run_dir: Path, overrides: list[str], console:
     if plan.action == "resume" and Path(plan.folder).resolve() != Path(run_dir).resolve():
         _remove_if_empty(Path(run_dir))  # Hydra made it; the run continues in its own folder
         _move_job_log(Path(plan.folder))
+    if where is not None and _collected(plan, run_dir, overrides, console, hydra_files):
+        from optbench.vectorized.collect import PENDING
+
+        return PENDING  # hydra/launcher=vectorized trains it in a group and sets the objective then
     return carry_out(plan, overrides, console, hydra_files, where)
+
+
+def _collected(plan: Plan, run_dir: Path, overrides: list[str], console: RunConsole,
+               hydra_files: dict[str, str] | None) -> bool:
+    """Whether the vectorized launcher, collecting this sweep's jobs, took the plan for a stacked group."""
+    from optbench.vectorized.collect import current  # torch-free
+
+    collector = current()  # None unless that launcher is collecting this sweep's jobs
+    return collector is not None and collector.offer(plan, run_dir, overrides, console, hydra_files)
 
 
 def _move_job_log(folder: Path) -> None:
