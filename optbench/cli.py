@@ -105,6 +105,7 @@ def main() -> None:
     from optbench import compat
     from optbench.config import front_door
 
+    compat.register_hydra_plugins()  # hydra/launcher=vectorized (idempotent; entry.py calls it first)
     compat.quiet_refused_job_returns()
 
     try:

@@ -126,7 +126,8 @@ class ToyProblem(Problem):
 
     name = "toy"
     outputs = Outputs(
-        columns=(Column("toy_metric", LOSSES, "toy score", log_scale=False, higher_is_better=True, table=True),),
+        columns=(Column("toy_metric", LOSSES, "toy score", log_scale=False, higher_is_better=True, table=True),
+                 Column("toy_distance", rf.EPOCHS, "distance to 3", console="Distance: {:.4f}")),
         x="step",
         report_lines=("toy w: {w:.3f} (target {target:g})", "never shown: {absent}"),
     )
@@ -152,6 +153,10 @@ class ToyProblem(Problem):
         return {"toy_metric": -float((model.w - 1.5) ** 2)}
 
     @torch.no_grad()
+    def evaluate(self, model):
+        return {"toy_distance": abs(3.0 - float(model.w))}
+
+    @torch.no_grad()
     def report(self, model):
         return {"w": float(model.w), "target": 3.0}
 
@@ -172,9 +177,20 @@ def test_a_new_problem_describes_itself_and_the_console_follows(toy_run):
     assert summary["status"] == "completed" and read_summary(run_dir)["outputs"] == ToyProblem.outputs.to_json()
     assert Outputs.from_json(summary["outputs"]) == ToyProblem.outputs
     logged = [float(line.split(",")[-1]) for line in (run_dir / LOSSES).read_text().splitlines()[1:]]
-    assert summary["final"]["toy_metric"] == logged[-1] and set(summary["final"]) == {"loss", "train_loss", "toy_metric"}
+    assert summary["final"]["toy_metric"] == logged[-1]
+    assert set(summary["final"]) == {"loss", "train_loss", "toy_metric", "toy_distance"}
     assert f"toy w: {summary['report']['w']:.3f} (target 3)" in out and "never shown" not in out
-    assert re.search(r"^epoch: 0, Train Loss: \d+\.\d{6}, Time: \d+\.\d\d s$", out, re.M)
+    assert re.search(r"^epoch: 0, Train Loss: \d+\.\d{6}, Distance: \d\.\d{4}, Time: \d+\.\d\d s$", out, re.M)
+
+
+def test_a_new_problems_epoch_metric_is_recorded_summarised_and_printed(toy_run):
+    run_dir, summary, out = toy_run
+    header, *rows = (run_dir / rf.EPOCHS).read_text().splitlines()
+    assert header.split(",") == [*rf.EPOCH_COLUMNS, "toy_distance"]
+    distances = [float(row.split(",")[-1]) for row in rows]
+    assert len(distances) == 12 and distances == sorted(distances, reverse=True)  # w walks towards 3
+    assert summary["final"]["toy_distance"] == distances[-1] and summary["best"]["toy_distance"] == min(distances)
+    assert f"Distance: {distances[0]:.4f}" in out
 
 
 def test_a_new_problems_metric_plots_with_its_declared_defaults_and_its_best_is_the_max(toy_run, tmp_path, capsys):

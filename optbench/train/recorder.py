@@ -18,14 +18,17 @@ class RunRecorder:
 
     ``resume`` (a checked checkpoint payload) keeps the rows the checkpoint counted and
     appends after them; without it the CSVs start afresh with their headers.
+    ``step_columns`` and ``epoch_columns``: the problem's own columns after the generic ones
+    (``Outputs.problem_columns``).
     """
 
-    def __init__(self, run_dir: Path, step_columns: tuple[str, ...], summary: dict, resume: dict | None = None):
+    def __init__(self, run_dir: Path, step_columns: tuple[str, ...], summary: dict, resume: dict | None = None,
+                 epoch_columns: tuple[str, ...] = ()):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.losses = CsvLog(self.run_dir / LOSSES, LOSS_COLUMNS + tuple(step_columns),
                              keep_rows=None if resume is None else resume["loss_rows"])
-        self.epochs = CsvLog(self.run_dir / EPOCHS, EPOCH_COLUMNS,
+        self.epochs = CsvLog(self.run_dir / EPOCHS, EPOCH_COLUMNS + tuple(epoch_columns),
                              keep_rows=None if resume is None else resume["epoch_rows"])
         self.summary = summary
         self.log_path = self.run_dir / LOG

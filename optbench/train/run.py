@@ -112,7 +112,8 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str] = (), console: 
         summary.update(resumed_from_step=state.step)
     try:
         columns = tuple(problem.step_column_names) + (tuple(DIAGNOSTIC_COLUMNS) if cfg.diagnostics else ())
-        recorder = RunRecorder(run_dir, columns, summary, resume=resume)
+        recorder = RunRecorder(run_dir, columns, summary, resume=resume,
+                               epoch_columns=problem.outputs.problem_columns(EPOCHS))
     except OSError as err:
         raise _write_error(run_dir, err, summary) from None
 

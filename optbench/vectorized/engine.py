@@ -48,7 +48,7 @@ from optbench import compat, stop_signal
 from optbench.optim.registry import build_optimizer, hyperparameters
 from optbench.problems import data_key, make_problem
 from optbench.problems.base import Problem
-from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, INTERRUPTED, LOG, RunLogHandler
+from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, EPOCHS, INTERRUPTED, LOG, RunLogHandler
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
@@ -457,7 +457,8 @@ def train_group(members: list[Member], *, group: str, console: RunConsole) -> li
         run.console.describe(run.problem.outputs)
         columns = tuple(run.problem.step_column_names) + (tuple(DIAGNOSTIC_COLUMNS) if run.cfg.diagnostics else ())
         try:
-            run.recorder = RunRecorder(run.run_dir, columns, summary, resume=run.member.resume)
+            run.recorder = RunRecorder(run.run_dir, columns, summary, resume=run.member.resume,
+                                       epoch_columns=run.problem.outputs.problem_columns(EPOCHS))
         except OSError as err:
             raise _write_error(run.run_dir, err, summary) from None
     title = f"{runs[0].problem.name}: {loop.total_steps} steps, batch {cfg.batch_size}"
