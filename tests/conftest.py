@@ -66,3 +66,16 @@ def mnist_root(tmp_path):
 sys.path.insert(0, str(REPO / "tests"))
 
 from slurm_cluster import slurm_cluster  # noqa: E402,F401  (session fixture: a real one-node SLURM cluster)
+
+
+def wait_for_rows(path: Path, rows: int, proc, timeout: float = 120) -> None:
+    """Wait until ``path`` has more than ``rows`` lines while ``proc`` (a subprocess.Popen) keeps running."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > rows:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not reach {rows} rows in time")

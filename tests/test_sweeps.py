@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, compose_config, read_csv, read_summary, run_dirs
+from conftest import cli, compose_config, read_csv, read_summary, run_dirs, wait_for_rows
 
 from optbench.config.hashing import config_hash
 from optbench.config.validate import validate
@@ -39,16 +39,6 @@ def statuses(root: Path) -> dict[str, str]:
 def start(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(["optbench", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-
-
-def wait_for_rows(path: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) > rows:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not reach {rows} rows in time")
 
 
 def plot_table(*paths: Path, cwd: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:

@@ -13,10 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import compose_config, read_csv, read_summary
+from conftest import compose_config, read_csv, read_summary, wait_for_rows
 
 #: the console script itself (the pyenv shim on PATH is a bash script: a signal would reach bash, not optbench)
 OPTBENCH = str(Path(sys.executable).parent / "optbench")
@@ -216,20 +215,10 @@ def test_a_member_whose_folder_changed_after_planning_is_refused_and_nothing_is_
 LONG = (*LINREG, "epochs=10", "optimizer.alpha=0.999", "optimizer.lr=0.01,0.02", "seed=0,1")  # 1,000 steps
 
 
-def wait_for_rows(path: Path, rows: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) > rows:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not reach {rows} rows in time")
-
-
 def test_sigint_checkpoints_every_member_and_skip_finished_completes_the_group(tmp_path):
     sweep = tmp_path / "stopped"
     proc = start("-m", VEC, *LONG, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    wait_for_rows(sweep / "3" / "losses.csv", 50, proc)
+    wait_for_rows(sweep / "3" / "losses.csv", 50, proc, timeout=180)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     message = " ".join(err.split())

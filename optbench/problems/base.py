@@ -91,3 +91,15 @@ class Problem(ABC):
     def report(self, model: nn.Module) -> dict:
         """What the problem tells the user at the end (for linreg: learned w and b)."""
         return {}
+
+
+class LossModule(nn.Module):
+    """``problem.loss(model, batch)`` as a module, for ``torch.func.functional_call``."""
+
+    def __init__(self, problem: Problem, model: nn.Module):
+        super().__init__()
+        self.problem = problem
+        self.model = model
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.problem.loss(self.model, batch)

@@ -65,7 +65,7 @@ from torch import nn
 
 from optbench import compat
 from optbench.errors import OptbenchError
-from optbench.problems.base import Batch, Problem
+from optbench.problems.base import Batch, LossModule, Problem
 from optbench.train.trainer import loss_and_grad, optimized_params
 
 
@@ -114,7 +114,7 @@ class CompiledStep:
             raise OptbenchError("compile=true needs every tensor the optimizer updates to be a parameter of the "
                                 "model. Fix: run with compile=false.")
         self._keys = [names[id(p)] for p in self.params]
-        self._loss_module = _LossOf(problem, model)
+        self._loss_module = LossModule(problem, model)
         self._grad_and_loss = torch.func.grad_and_value(self._loss_of)
         self._traced = torch.compile(self._step)
         self._compiled_state: dict = {}  # the optimizer state tensors the graph was compiled against
@@ -204,18 +204,6 @@ class CompiledStep:
                         and target.device == value.device):
                     target.copy_(value)
                     state[key] = target
-
-
-class _LossOf(nn.Module):
-    """``problem.loss(model, batch)`` as a module, for ``torch.func.functional_call``."""
-
-    def __init__(self, problem: Problem, model: nn.Module):
-        super().__init__()
-        self.problem = problem
-        self.model = model
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.problem.loss(self.model, batch)
 
 
 class _Snapshot:

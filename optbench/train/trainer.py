@@ -51,6 +51,18 @@ def loss_and_grad(problem: Problem, model: nn.Module, batch, params: list[torch.
     return loss
 
 
+def epoch_row(state: "LoopState", steps_per_epoch: int, partial: bool, problem: Problem, model: nn.Module) -> dict:
+    """The epochs.csv row of the epoch ``state`` is in: its number (fractional when ``partial``), the mean
+    minibatch loss, its time and, when that loss is finite, the problem's evaluation of ``model``."""
+    train_loss = state.epoch_loss_sum / state.batch_in_epoch
+    number = state.epoch + state.batch_in_epoch / steps_per_epoch if partial else state.epoch + 1
+    row = {"epoch": round(number, 6) if partial else number, "train_loss": train_loss,
+           "epoch_time_s": round(state.epoch_time_s, 6)}
+    if math.isfinite(train_loss):
+        row.update(problem.evaluate(model))
+    return row
+
+
 @dataclass
 class LoopState:
     """Where the loop is; saved in checkpoints so a resumed run continues bitwise."""
@@ -263,12 +275,7 @@ class Trainer:
         if state.batch_in_epoch == 0:
             return
         started = time.perf_counter()
-        train_loss = state.epoch_loss_sum / state.batch_in_epoch
-        number = state.epoch + state.batch_in_epoch / self.steps_per_epoch if partial else state.epoch + 1
-        row = {"epoch": round(number, 6) if partial else number, "train_loss": train_loss,
-               "epoch_time_s": round(state.epoch_time_s, 6)}
-        if math.isfinite(train_loss):
-            row.update(self.problem.evaluate(self.model))
+        row = epoch_row(state, self.steps_per_epoch, partial, self.problem, self.model)
         state.epoch_rows.append(row)
         for callback in self.callbacks:
             callback.on_epoch(self, state, row)

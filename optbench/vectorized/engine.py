@@ -55,7 +55,7 @@ from optbench.train.device import resolve_device
 from optbench.train.recorder import RunRecorder
 from optbench.train.run import _best, _final, _now, _write_error, base_summary
 from optbench.train.schedules import make_scheduler
-from optbench.train.trainer import LoopState, Outcome, epoch_generator, planned_steps
+from optbench.train.trainer import LoopState, Outcome, epoch_generator, epoch_row, planned_steps
 from optbench.vectorized.clipping import make_stacked_clipper
 from optbench.vectorized.columns import StepColumns
 from optbench.vectorized.diagnostics import StackedDiagnostics
@@ -315,12 +315,7 @@ class _Group:
         state = run.state
         if state.batch_in_epoch == 0:
             return
-        train_loss = state.epoch_loss_sum / state.batch_in_epoch
-        number = state.epoch + state.batch_in_epoch / self.steps_per_epoch if partial else state.epoch + 1
-        row = {"epoch": round(number, 6) if partial else number, "train_loss": train_loss,
-               "epoch_time_s": round(state.epoch_time_s, 6)}
-        if math.isfinite(train_loss):
-            row.update(run.problem.evaluate(run.model))
+        row = epoch_row(state, self.steps_per_epoch, partial, run.problem, run.model)
         state.epoch_rows.append(row)
         run.recorder.log_epoch(row)
         with _member_log(run.run_dir):

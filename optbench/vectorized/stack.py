@@ -36,22 +36,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from optbench.problems.base import Batch, Problem
+from optbench.problems.base import Batch, LossModule, Problem
 
 #: modules the stacked matmul applies elementwise to ``[K, B, H]`` activations
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity)
-
-
-class _LossOf(nn.Module):
-    """``problem.loss(model, batch)`` as a module, for ``torch.func.functional_call``."""
-
-    def __init__(self, problem: Problem, model: nn.Module):
-        super().__init__()
-        self.problem = problem
-        self.model = model
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.problem.loss(self.model, batch)
 
 
 class _Outputs(nn.Module):
@@ -88,7 +76,7 @@ class StackedModel:
         if self._chain is not None and probe is not None and not self._loss_reads_outputs_only(probe):
             self._chain = None
         self.kind = "bmm" if self._chain is not None else "vmap"
-        self._loss_module = _LossOf(problem, self.models[0])
+        self._loss_module = LossModule(problem, self.models[0])
         self._outputs = _Outputs()
 
     @property
