@@ -30,17 +30,18 @@ def need_submitit() -> None:
         pytest.fail("hydra-submitit-launcher is not installed. Fix: pip install -e '.[slurm]' (CI installs '.[all]').")
 
 
-def sweep_cmd(cluster, sweep: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def sweep_cmd(cluster, sweep: Path, *args: str, timeout: float = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     need_submitit()
     return cli("-m", *SLURM, f"hydra.sweep.dir={sweep}", *args, cwd=sweep.parent, timeout=timeout,
-               env=cluster.env)
+               env={**cluster.env, **(env or {})})
 
 
-def start_sweep(cluster, sweep: Path, *args: str) -> subprocess.Popen:
+def start_sweep(cluster, sweep: Path, *args: str, **env: str) -> subprocess.Popen:
     need_submitit()
     return subprocess.Popen(["optbench", "-m", *SLURM, f"hydra.sweep.dir={sweep}", *args], cwd=sweep.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cluster.environ(PYTHONUNBUFFERED="1"))
+                            env=cluster.environ(PYTHONUNBUFFERED="1", **env))
 
 
 def files_of(sweep: Path) -> set[str]:
@@ -226,11 +227,15 @@ def test_a_job_never_writes_into_a_folder_another_process_is_writing(slurm_clust
     assert [int(r["step"]) for r in read_csv(losses)] == list(range(summary["steps"]))
 
 
-# 300,000 linreg updates logged every 500 steps: about 45 s of training on one thread here, spread over
-# several 1-minute attempts (each also loads Python, torch and the checkpoint, and SLURM restarts a
-# requeued job about 20 s later)
-LONG = ("epochs=3000", "log_every=500", "optimizer.alpha=0.999")
-LONG_STEPS = 300_000
+# 30,000 linreg updates logged every 500 steps: a few seconds of training, but the first SLURM attempt
+# waits 3 ms after each step (tests/slurm_throttle.py, a Hydra callback), so it is always still training
+# when its 1-minute limit comes, and the requeued attempt finishes at full speed: two slots, whatever
+# the machine's speed
+LONG = ("epochs=300", "log_every=500", "optimizer.alpha=0.999")
+LONG_STEPS = 30_000
+THROTTLED = (*LONG, "+hydra.callbacks.slow_first_attempt._target_=slurm_throttle.SlowFirstAttempt")
+THROTTLE_ENV = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+                "OPTBENCH_TEST_STEP_SLEEP_S": "0.003"}
 
 
 def stop(*procs: subprocess.Popen) -> None:
@@ -249,8 +254,8 @@ def test_a_job_past_its_time_limit_checkpoints_requeues_and_resumes_until_it_com
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    proc = start_sweep(slurm_cluster, sweep, *LONG, "hydra.launcher.timeout_min=1",
-                       "hydra.launcher.max_num_timeout=30")
+    proc = start_sweep(slurm_cluster, sweep, *THROTTLED, "hydra.launcher.timeout_min=1",
+                       "hydra.launcher.max_num_timeout=30", **THROTTLE_ENV)
     reference = subprocess.Popen(["optbench", *LONG, "threads=1", "quiet=true", f"hydra.run.dir={tmp_path / 'ref'}"],
                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = sweep / "0"
@@ -296,7 +301,8 @@ def test_a_job_out_of_requeues_ends_interrupted_with_its_checkpoint_and_is_repor
     """max_num_timeout=0 (the plugin's default): submitit refuses to requeue; no traceback, the work is kept."""
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    result = sweep_cmd(slurm_cluster, sweep, *LONG, "hydra.launcher.timeout_min=1", "hydra.launcher.max_num_timeout=0")
+    result = sweep_cmd(slurm_cluster, sweep, *THROTTLED, "hydra.launcher.timeout_min=1",
+                       "hydra.launcher.max_num_timeout=0", env=THROTTLE_ENV)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     (paragraph,) = [line for line in result.stderr.splitlines() if line.startswith("optbench:")]
