@@ -693,18 +693,25 @@ def register_hydra_plugins() -> None:
 
 
 def compose_sweep_jobs_once(config_loader):
-    """For ``hydra/launcher=vectorized``: compose each sweep job once, not twice; returns the launcher's composer.
+    """For ``hydra/launcher=vectorized``: compose each sweep job once, cheaply; returns the launcher's composer.
 
     Hydra's basic sweeper composes every job of a batch to validate it
     (``Sweeper.validate_batch_is_legal``) and throws the configs away; the launcher then
-    composes each again (``load_sweep_config``, about 0.25 s a job here: most of a linreg
-    job's cost). This keeps the configs the validation composed, by giving
-    ``config_loader`` (the sweep's, shared with the sweeper) an instance-level
-    ``load_sweep_config`` that remembers its result; the returned function hands each
-    remembered config to the launcher once and composes any other afresh. Off switch:
-    ``OPTBENCH_SHIMS_OFF=compose_once`` (every job is composed twice again).
+    composes each again (``load_sweep_config``, about 0.1 s a job here: most of a linreg
+    job's cost). Two shims, each with its off switch:
+
+    * ``compose_once``: ``config_loader`` (the sweep's, shared with the sweeper) gets an
+      instance-level ``load_sweep_config`` that remembers its result; the returned
+      function hands each remembered config to the launcher once and composes any other
+      afresh (``OPTBENCH_SHIMS_OFF=compose_once``: every job is composed twice again);
+    * ``compose_by_shape``: that ``load_sweep_config`` is :class:`ShapeComposer`, which
+      composes once per set of config-group choices and gives each job a copy with its
+      value overrides applied (``OPTBENCH_SHIMS_OFF=compose_by_shape``: Hydra's own
+      composition for every job).
     """
     compose = config_loader.load_sweep_config
+    if shim_on("compose_by_shape"):
+        compose = ShapeComposer(config_loader)
     if not shim_on("compose_once"):
         return compose
     kept: dict[tuple, Any] = {}
@@ -722,3 +729,69 @@ def compose_sweep_jobs_once(config_loader):
 
     config_loader.load_sweep_config = load_sweep_config
     return take
+
+
+class ShapeComposer:
+    """Hydra's ``load_sweep_config``, composed once per *shape*: the job's overrides other than plain values.
+
+    Hydra composes a job in two stages (``ConfigLoaderImpl._load_configuration_impl``):
+    the defaults list and the merged config follow from the config-group overrides alone
+    (``optimizer=adam``), and the other overrides (``optimizer.lr=0.01``, ``+x=1``,
+    ``~y``) are then applied to the result in order (``_apply_overrides_to_config``),
+    after which ``hydra.overrides.task`` and ``hydra.job.override_dirname`` are filled
+    from the job's overrides. So this classifies a job's overrides with Hydra's own
+    ``Overrides``; composes the shape (group overrides and every ``hydra.*`` override)
+    with Hydra once; and builds each job as a deep copy of it with Hydra's
+    ``_apply_overrides_to_config`` of the job's value overrides and those two fields
+    refilled. An override Hydra would refuse is refused the same way (the same
+    function raises). A job with a sweep value or a ``hydra.searchpath`` override
+    (which changes what counts as a group) goes through Hydra's full path.
+    ``tests/test_compat_plugins.py`` checks the result against Hydra's own composition.
+    """
+
+    def __init__(self, config_loader):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.loader = config_loader
+        self.full = config_loader.load_sweep_config
+        self.parser = OverridesParser.create()
+        self.shapes: dict[tuple, Any] = {}
+        self.repos: dict[tuple, Any] = {}
+
+    def __call__(self, master_config, sweep_overrides):
+        import copy
+
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra._internal.defaults_list import Overrides
+        from omegaconf import OmegaConf, open_dict
+
+        sweep_overrides = list(sweep_overrides)
+        parsed = self.parser.parse_overrides(overrides=sweep_overrides)
+        if any(o.is_sweep_override() or o.key_or_group.startswith("hydra.searchpath") for o in parsed):
+            return self.full(master_config=master_config, sweep_overrides=sweep_overrides)
+        hydra_overrides = list(OmegaConf.to_container(master_config.hydra.overrides.hydra))
+        config_name = master_config.hydra.job.config_name
+        repo = self._repo(config_name, hydra_overrides)
+        values = {id(o) for o in Overrides(repo, parsed).config_overrides if not o.is_hydra_override()}
+        shape = [line for o, line in zip(parsed, sweep_overrides) if id(o) not in values]
+        key = (config_name, tuple(hydra_overrides), tuple(shape))
+        if key not in self.shapes:
+            self.shapes[key] = self.full(master_config=master_config, sweep_overrides=shape)
+        cfg = copy.deepcopy(self.shapes[key])
+        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if id(o) in values], cfg)
+        app_overrides = [o for o in parsed if not o.is_hydra_override()]
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in app_overrides]
+            dirname = cfg.hydra.job.config.override_dirname
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=app_overrides, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep,
+                exclude_keys=dirname.exclude_keys)
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+    def _repo(self, config_name, hydra_overrides: list[str]):
+        """The config repository that decides which overrides name a group (Hydra's, with the search path)."""
+        key = (config_name, tuple(hydra_overrides))
+        if key not in self.repos:
+            _, self.repos[key] = self.loader._parse_overrides_and_create_caching_repo(config_name, hydra_overrides)
+        return self.repos[key]

@@ -90,12 +90,13 @@ class CountingLoader:
         return {"overrides": list(sweep_overrides), "call": self.calls}
 
 
-def test_the_sweepers_validation_composes_each_job_and_the_launcher_reuses_it():
+def test_the_sweepers_validation_composes_each_job_and_the_launcher_reuses_it(monkeypatch):
     from hydra.plugins.sweeper import Sweeper
     from hydra.types import HydraContext
 
     from optbench.compat import compose_sweep_jobs_once
 
+    monkeypatch.setenv("OPTBENCH_SHIMS_OFF", "compose_by_shape")  # compose_once alone, over a counting loader
     loader = CountingLoader()
     take = compose_sweep_jobs_once(loader)
     batch = [["seed=0"], ["seed=1"]]
@@ -115,9 +116,95 @@ def test_the_sweepers_validation_composes_each_job_and_the_launcher_reuses_it():
 def test_compose_once_off_switch_composes_twice(monkeypatch):
     from optbench.compat import compose_sweep_jobs_once
 
-    monkeypatch.setenv("OPTBENCH_SHIMS_OFF", "compose_once")
+    monkeypatch.setenv("OPTBENCH_SHIMS_OFF", "compose_once,compose_by_shape")
     loader = CountingLoader()
     take = compose_sweep_jobs_once(loader)
     loader.load_sweep_config(master_config=None, sweep_overrides=["seed=0"])
     take(None, ["seed=0"])
     assert loader.calls == 2 and "load_sweep_config" not in vars(loader)
+
+
+# --------------------------------------------------------------------------- ShapeComposer
+
+#: jobs of one sweep: plain values, group choices before and after values, appends, deletions,
+#: hydra overrides, lists, a key set twice, and quoted strings
+SHAPE_CASES = [
+    ["optimizer.lr=0.01", "seed=3"],
+    ["optimizer.lr=0.02", "seed=4"],
+    ["optimizer=adam", "optimizer.lr=0.01"],
+    ["optimizer.lr=0.02", "optimizer=adam"],
+    ["optimizer=adam", "~optimizer.weight_decay", "seed=1"],
+    ["dataset=quadratic", "steps=50", "+extra.note=hi"],
+    ["hydra.job.name=renamed", "seed=1"],
+    ["dataset=fashion_mnist", "model.hidden=[512,256]", "model=mlp"],
+    ["seed=1", "seed=2"],
+    ["schedule.kind=cosine", "optimizer.lr='1e-3'"],
+]
+
+
+def sweep_loader():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from optbench import compat
+
+    compat.register_hydra_plugins()
+    context = initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None)
+    context.__enter__()
+    loader = GlobalHydra.instance().config_loader()
+    master = loader.load_configuration("config", ["hydra/launcher=vectorized", "hydra.launcher.max_group=4"],
+                                       run_mode=RunMode.MULTIRUN)
+    return context, loader, master
+
+
+def test_the_shape_composer_gives_hydras_own_config_for_every_kind_of_override():
+    from omegaconf import OmegaConf
+
+    from optbench.compat import ShapeComposer
+
+    context, loader, master = sweep_loader()
+    try:
+        composer = ShapeComposer(loader)
+        shapes = []
+        composer.full = lambda **kw: shapes.append(kw["sweep_overrides"]) or loader.load_sweep_config(**kw)
+        for case in SHAPE_CASES:
+            ours, hydras = composer(master, case), loader.load_sweep_config(master, case)
+            assert OmegaConf.to_container(ours) == OmegaConf.to_container(hydras), case
+            assert OmegaConf.is_struct(ours) and not OmegaConf.is_readonly(ours.hydra)
+            assert ours.hydra.job.override_dirname == hydras.hydra.job.override_dirname, case
+        # one composition per set of group choices (and hydra overrides), not one per job
+        assert shapes.count([]) == 1 and shapes.count(["optimizer=adam"]) == 1
+        assert len(shapes) == 5
+    finally:
+        context.__exit__(None, None, None)
+
+
+def test_the_shape_composer_refuses_what_hydra_refuses_with_hydras_message():
+    import pytest
+    from hydra.errors import ConfigCompositionException
+
+    from optbench.compat import ShapeComposer
+
+    context, loader, master = sweep_loader()
+    try:
+        composer = ShapeComposer(loader)
+        for bad in (["optimizer.nope=1"], ["nope=1", "seed=2"], ["seed=1,2"]):
+            with pytest.raises(Exception) as hydras:
+                loader.load_sweep_config(master, bad)
+            with pytest.raises(type(hydras.value)) as ours:
+                composer(master, bad)
+            assert str(ours.value) == str(hydras.value), bad
+        assert isinstance(hydras.value, ConfigCompositionException)
+    finally:
+        context.__exit__(None, None, None)
+
+
+def test_compose_by_shape_off_switch_leaves_hydras_composition(monkeypatch):
+    from optbench.compat import ShapeComposer, compose_sweep_jobs_once
+
+    monkeypatch.setenv("OPTBENCH_SHIMS_OFF", "compose_by_shape,compose_once")
+    loader = CountingLoader()
+    assert compose_sweep_jobs_once(loader) == loader.load_sweep_config
+    monkeypatch.setenv("OPTBENCH_SHIMS_OFF", "compose_once")
+    assert isinstance(compose_sweep_jobs_once(loader), ShapeComposer)
