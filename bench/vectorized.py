@@ -28,6 +28,15 @@ Rows (full sizes; ``--quick`` divides them):
 * CUDA, 64 MLP jobs x 1 epoch, vectorized against sequential on the same GPU: >= 30x;
   only when ``torch.cuda.is_available()``, else "not measured (no CUDA)".
 
+Best possible here: each row also gives the best ratio any launcher could reach on this
+machine, from two floors measured in the same invocation: the start-up floor (a
+``python -c "import torch, hydra"`` process, which every sweep pays once) and the
+arithmetic floor (the MLP's matrix products of one member-step, forward and backward, at
+the row's batch size and torch's thread count, times jobs x steps; linreg's is
+negligible). A sweep cannot take less than start-up + arithmetic, so the bound is basic
+s / (start-up + arithmetic) for an "x faster" row, and its inverse for an "x the time" row.
+A target beyond the bound is out of reach on this machine for any implementation.
+
 Memory against K: a vectorized sweep of K Fashion-MNIST MLP members (Adam, 100 steps,
 ``max_group=K``) for several K; peak RSS of the process (``ru_maxrss``) and the increase
 per member.
@@ -76,6 +85,9 @@ class Row:
     vectorized: Timed | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
+    batch: int | None = None  # the MLP's batch size (None: linreg, whose arithmetic is negligible)
+    steps: int = 0  # updates per job
+    floor_s: float | None = None  # start-up + arithmetic floor of the whole sweep (see "Best possible here")
 
     def ratios(self) -> tuple[float, float] | None:
         """(wall, cpu): basic / vectorized, or vectorized / basic for a "x the time" target."""
@@ -84,6 +96,14 @@ class Row:
         if "the time" in self.target:
             return self.vectorized.wall_s / self.basic.wall_s, self.vectorized.cpu_s / self.basic.cpu_s
         return self.basic.wall_s / self.vectorized.wall_s, self.basic.cpu_s / self.vectorized.cpu_s
+
+    def bound(self) -> float | None:
+        """The best wall ratio any launcher could reach here (``floor_s`` against the basic sweep)."""
+        if self.basic is None or self.floor_s is None:
+            return None
+        if "the time" in self.target:
+            return self.floor_s / self.basic.wall_s
+        return self.basic.wall_s / self.floor_s
 
     def met(self) -> bool | None:
         ratios = self.ratios()
@@ -120,6 +140,43 @@ def sweep_pair(row: Row, sweep: list[str], work: Path, basic_extra: list[str] = 
     return row
 
 
+def startup_floor(reps: int = 3) -> float:
+    """Median wall time of a ``python -c "import torch, hydra"`` process: what every sweep pays once."""
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, hydra"], check=True)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def arithmetic_floor(batch: int, reps: int = 300) -> float:
+    """Seconds of one member-step's matrix products for the 784-200-10 MLP: forward, and backward without dx."""
+    import torch
+
+    x, w1, w2 = torch.randn(batch, 784), torch.randn(784, 200), torch.randn(200, 10)
+    h, g1, g2 = torch.randn(batch, 200), torch.randn(batch, 200), torch.randn(batch, 10)
+
+    def products():
+        torch.mm(x, w1), torch.mm(h, w2)  # forward
+        torch.mm(g2, w2.t()), torch.mm(h.t(), g2), torch.mm(x.t(), g1)  # backward: dh, dW2, dW1
+
+    for _ in range(reps // 10):
+        products()
+    started = time.perf_counter()
+    for _ in range(reps):
+        products()
+    return (time.perf_counter() - started) / reps
+
+
+def set_floors(found: list["Row"], startup_s: float) -> None:
+    per_step = {batch: arithmetic_floor(batch) for batch in {r.batch for r in found if r.batch is not None}}
+    for row in found:
+        arithmetic = 0.0 if row.batch is None else per_step[row.batch] * row.jobs * row.steps
+        row.floor_s = startup_s + arithmetic
+        row.extra["floors"] = {"startup_s": round(startup_s, 3), "arithmetic_s": round(arithmetic, 3)}
+
+
 def image_dataset() -> str:
     """MNIST when optbench's cache holds it (seed 002's data), else Fashion-MNIST (same sizes)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optbench" / "data"
@@ -139,24 +196,26 @@ def warm_up(work: Path, with_compile: bool) -> None:
 
 def rows(work: Path, quick: bool, with_compile: bool) -> list[Row]:
     linreg_small, linreg_big = (4, 8) if quick else (8, 16)
-    mlp_jobs, mlp_len = (4, "steps=200") if quick else (8, "epochs=1")
+    mlp_jobs, mlp_len, mlp_steps = (4, "steps=200", 200) if quick else (8, "epochs=1", 938)
     bs1_jobs, bs1_steps = (8, 500) if quick else (16, 2000)
     out = [
-        sweep_pair(Row(f"linreg, {linreg_small} lrs x {linreg_small} seeds", linreg_small ** 2, ">= 10x faster"),
+        sweep_pair(Row(f"linreg, {linreg_small} lrs x {linreg_small} seeds", linreg_small ** 2, ">= 10x faster",
+                       steps=300),
                    ["dataset=linreg", lrs(linreg_small), seeds(linreg_small)], work),
-        sweep_pair(Row(f"linreg, {linreg_big} lrs x {linreg_big} seeds", linreg_big ** 2, ">= 25x faster"),
+        sweep_pair(Row(f"linreg, {linreg_big} lrs x {linreg_big} seeds", linreg_big ** 2, ">= 25x faster", steps=300),
                    ["dataset=linreg", lrs(linreg_big), seeds(linreg_big)], work),
         sweep_pair(Row(f"Fashion-MNIST MLP, batch 64, {mlp_jobs} lrs x {mlp_len.replace('=', ' ')}", mlp_jobs,
-                       "<= 0.6x the time"),
+                       "<= 0.6x the time", batch=64, steps=mlp_steps),
                    ["dataset=fashion_mnist", mlp_len, lrs(mlp_jobs)], work),
     ]
     if with_compile:
         out.append(sweep_pair(Row(f"Fashion-MNIST MLP, batch 64, {mlp_jobs} lrs, compile=true (warm cache)", mlp_jobs,
-                                  "<= 0.4x the time", note="compiled jobs run alone (not stacked)"),
+                                  "<= 0.4x the time", note="compiled jobs run alone (not stacked)", batch=64,
+                                  steps=mlp_steps),
                               ["dataset=fashion_mnist", mlp_len, lrs(mlp_jobs), "compile=true"], work))
     data = image_dataset()
     out.append(sweep_pair(Row(f"batch size 1, {bs1_jobs} seeds x {bs1_steps} steps (seed 002's SGD, {data})",
-                              bs1_jobs, ">= 8x faster"),
+                              bs1_jobs, ">= 8x faster", batch=1, steps=bs1_steps),
                           [f"dataset={data}", "optimizer=sgd", "optimizer.lr=0.01", "batch_size=1",
                            f"steps={bs1_steps}", seeds(bs1_jobs)], work))
     out.append(cuda_row(work, quick))
@@ -193,17 +252,17 @@ def memory_against_k(work: Path, quick: bool) -> list[dict]:
 
 
 def table(found: list[Row]) -> str:
-    lines = ["| sweep | jobs | basic s | vectorized s | wall ratio | cpu ratio | target | met |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| sweep | jobs | basic s | vectorized s | wall ratio | cpu ratio | best possible here | target | met |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in found:
         ratios = row.ratios()
         if ratios is None:
-            lines.append(f"| {row.name} | {row.jobs} | | | {row.note} | | {row.target} | |")
+            lines.append(f"| {row.name} | {row.jobs} | | | {row.note} | | | {row.target} | |")
             continue
         met = {True: "yes", False: "no"}[row.met()]
         failed = row.basic.rc != 0 or row.vectorized.rc != 0
         lines.append(f"| {row.name} | {row.jobs} | {row.basic.wall_s:.1f} | {row.vectorized.wall_s:.1f} | "
-                     f"{ratios[0]:.2f}x | {ratios[1]:.2f}x | {row.target} | {met}"
+                     f"{ratios[0]:.2f}x | {ratios[1]:.2f}x | {row.bound():.2f}x | {row.target} | {met}"
                      f"{' (a command failed)' if failed else ''}{'; ' + row.note if row.note else ''} |")
     return "\n".join(lines)
 
@@ -228,6 +287,8 @@ def main() -> None:
         warm_up(work, with_compile)
         found = rows(work, args.quick, with_compile)
         memory = memory_against_k(work, args.quick)
+        print("floors: start-up and arithmetic ...", flush=True)
+        set_floors(found, startup_floor())
     print()
     print(table(found))
     print()
@@ -237,7 +298,7 @@ def main() -> None:
           + ("  (the CPUs were shared: wall times are unreliable, compare the cpu ratios)"
              if max(load, end_load) > 0.5 * (os.cpu_count() or 1) else ""))
     if args.out:
-        args.out.write_text(json.dumps({"rows": [asdict(r) | {"ratios": r.ratios(), "met": r.met()} for r in found],
+        args.out.write_text(json.dumps({"rows": [asdict(r) | {"ratios": r.ratios(), "met": r.met(), "bound": r.bound()} for r in found],
                                         "memory": memory, "load": [load, end_load], "quick": args.quick},
                                        indent=2) + "\n")
 
