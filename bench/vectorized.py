@@ -54,6 +54,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from floors import arithmetic_floor, startup_floor
+
 OPTBENCH = str(Path(sys.executable).parent / "optbench")
 VEC = "hydra/launcher=vectorized"
 LRS = ("1e-4", "2e-4", "5e-4", "1e-3", "2e-3", "5e-3", "1e-2", "2e-2", "3e-2", "5e-2", "7e-2", "1e-1", "1.5e-1",
@@ -138,35 +140,6 @@ def sweep_pair(row: Row, sweep: list[str], work: Path, basic_extra: list[str] = 
                          work)
     print(f"  {row.vectorized.wall_s:.1f} s", flush=True)
     return row
-
-
-def startup_floor(reps: int = 3) -> float:
-    """Median wall time of a ``python -c "import torch, hydra"`` process: what every sweep pays once."""
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch, hydra"], check=True)
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
-
-
-def arithmetic_floor(batch: int, reps: int = 300) -> float:
-    """Seconds of one member-step's matrix products for the 784-200-10 MLP: forward, and backward without dx."""
-    import torch
-
-    x, w1, w2 = torch.randn(batch, 784), torch.randn(784, 200), torch.randn(200, 10)
-    h, g1, g2 = torch.randn(batch, 200), torch.randn(batch, 200), torch.randn(batch, 10)
-
-    def products():
-        torch.mm(x, w1), torch.mm(h, w2)  # forward
-        torch.mm(g2, w2.t()), torch.mm(h.t(), g2), torch.mm(x.t(), g1)  # backward: dh, dW2, dW1
-
-    for _ in range(reps // 10):
-        products()
-    started = time.perf_counter()
-    for _ in range(reps):
-        products()
-    return (time.perf_counter() - started) / reps
 
 
 def set_floors(found: list["Row"], startup_s: float) -> None:
