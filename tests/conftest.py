@@ -79,3 +79,14 @@ def wait_for_rows(path: Path, rows: int, proc, timeout: float = 120) -> None:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError(f"{path} did not reach {rows} rows in time")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 96 KiB tmpfs (the tests run as root, as CI does)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True)
+    assert done.returncode == 0, f"mounting a tmpfs needs root: {done.stderr!r}"
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])

@@ -282,17 +282,6 @@ def test_a_signal_during_compile_warm_up_ends_interrupted(tmp_path):
 # --------------------------------------------------------------------------- 4. OS errors while writing
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 96 KiB tmpfs (the tests run as root, as CI does)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True)
-    assert done.returncode == 0, f"mounting a tmpfs needs root: {done.stderr!r}"
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
-
-
 def assert_whole_rows(path: Path) -> list[dict]:
     data = path.read_bytes()
     assert data.endswith(b"\n"), "the CSV ends inside a row"

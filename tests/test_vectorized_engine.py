@@ -160,6 +160,30 @@ def test_a_diverging_member_stops_at_its_own_step_and_the_others_go_on(tmp_path)
     assert_same_runs(tmp_path, 3, 1e-6, summaries, reference)
 
 
+def test_a_member_whose_folder_fills_up_fails_alone_and_the_others_finish_their_own_runs(tmp_path, small_disk):
+    from optbench.train.run import WriteError
+
+    runs = [["optimizer=sgd", "optimizer.lr=0.05", f"seed={s}", "steps=3000", "epochs=30"] for s in range(3)]
+    reference = _sequential(tmp_path, runs)
+    dirs = [tmp_path / "vec0", small_disk / "vec1", tmp_path / "vec2"]  # member 1's disk is 96 KiB
+    members = [Member(_cfg(*ov), d, list(ov)) for ov, d in zip(runs, dirs)]
+    with pytest.raises(WriteError) as raised:
+        train_group(members, group="g0", console=RunConsole(quiet=True))
+    message = " ".join(str(raised.value).split())
+    assert "No space left on device" in message and str(dirs[1]) in message and "Fix:" in message
+    assert "other members trained on to their own end" in message
+    failed = read_summary(dirs[1])
+    assert failed["status"] == "failed" and "No space left" in failed["error"]
+    data = (dirs[1] / "losses.csv").read_bytes()
+    assert data.endswith(b"\n")  # its CSV ends on a whole row, every step once, in order
+    steps = [int(r["step"]) for r in read_csv(dirs[1] / "losses.csv")]
+    assert 0 < len(steps) < 3000 and steps == list(range(len(steps)))
+    for j in (0, 2):  # the others: completed, exactly their sequential runs
+        assert read_summary(dirs[j])["status"] == "completed" == reference[j]["status"]
+        for name in ("losses.csv", "epochs.csv"):
+            assert_same_table(tmp_path / f"seq{j}" / name, dirs[j] / name, 1e-6)
+
+
 @pytest.mark.parametrize("kind", ["global_norm", "norm", "value"])
 def test_clipped_members_match_with_their_own_thresholds(tmp_path, kind):
     runs = [["optimizer=adam", f"optimizer.lr={lr}", f"seed={s}", "steps=40", "epochs=1", f"grad_clip.kind={kind}",

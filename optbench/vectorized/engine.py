@@ -48,12 +48,12 @@ from optbench import compat, stop_signal
 from optbench.optim.registry import build_optimizer, hyperparameters
 from optbench.problems import data_key, make_problem
 from optbench.problems.base import Problem
-from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, EPOCHS, INTERRUPTED, LOG, RunLogHandler
+from optbench.run_folder import CHECKPOINT, DIAGNOSTIC_COLUMNS, EPOCHS, FAILED, INTERRUPTED, LOG, RunLogHandler
 from optbench.train.checkpoint import restore, save_checkpoint
 from optbench.train.console import RunConsole
 from optbench.train.device import resolve_device
 from optbench.train.recorder import RunRecorder
-from optbench.train.run import _best, _final, _now, _write_error, base_summary
+from optbench.train.run import WriteError, _best, _final, _now, _write_error, base_summary
 from optbench.train.schedules import make_scheduler
 from optbench.train.trainer import LoopState, Outcome, epoch_generator, epoch_row, planned_steps
 from optbench.vectorized.clipping import make_stacked_clipper
@@ -218,6 +218,8 @@ class _Group:
         self.step_columns = StepColumns([r.problem for r in runs], self.model.params)
         self.cuda = self.leaves[0].device.type == "cuda"
         self.active = list(runs)
+        #: one per member whose own folder the OS refused to write (that member failed; the others went on)
+        self.write_errors: list[WriteError] = []
         #: (losses [K], step, batch_in_epoch, examples_seen, lrs) of the steps since the last check
         self._unlogged: list[tuple] = []
 
@@ -238,6 +240,26 @@ class _Group:
         return time.perf_counter()
 
     # ---- per-member bookkeeping (the trainer's) ---------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, run: _Run):
+        """A member's own writes. An OS error there fails that member alone, as it fails a sequential run
+        (summary ``failed`` with the message, its CSVs ending on their last whole row); the others go on."""
+        try:
+            yield
+        except OSError as err:
+            self.write_failed(run, err)
+
+    def write_failed(self, run: _Run, err: OSError) -> None:
+        if run in self.active:
+            self.active.remove(run)
+        run.outcome = Outcome(FAILED)
+        if run.summary:
+            self._summarise(run, run.outcome)
+        if run.recorder is not None:
+            with contextlib.suppress(OSError):
+                run.recorder.close()
+        self.write_errors.append(_write_error(run.run_dir, err, run.summary))
+
     def _log(self, run: _Run, row: dict) -> None:
         run.recorder.log_step(row)
         run.state.last_loss, run.state.last_row = row["loss"], row
@@ -253,15 +275,17 @@ class _Group:
         bad = (~finite).any(dim=0).tolist()
         first = (~finite).int().argmax(dim=0).tolist()
         outcomes = {}
-        for run in self.active:
+        for run in list(self.active):
             i = run.index
             if not bad[i] or i in exclude:
                 continue
             losses, step, batch_in_epoch, examples_seen, lrs = window[first[i]]
-            self._log(run, {"step": step, "epoch": run.state.epoch + batch_in_epoch / self.steps_per_epoch,
-                            "examples_seen": examples_seen, "loss": float(losses[i]), "lr": lrs[i],
-                            "wall_time_s": round(run.state.wall_time_s, 6)})
-            outcomes[i] = Outcome("diverged", diverged_at_step=step)
+            with self.writing(run):
+                self._log(run, {"step": step, "epoch": run.state.epoch + batch_in_epoch / self.steps_per_epoch,
+                                "examples_seen": examples_seen, "loss": float(losses[i]), "lr": lrs[i],
+                                "wall_time_s": round(run.state.wall_time_s, 6)})
+            if run.outcome is None:
+                outcomes[i] = Outcome("diverged", diverged_at_step=step)
         return outcomes
 
     def _one_step(self, batch, epoch_sum: torch.Tensor) -> dict[int, Outcome]:
@@ -294,7 +318,7 @@ class _Group:
         values = losses.tolist()
         extra = self.diagnostics.after_step() if self.diagnostics is not None else None
         after = self.step_columns([(r.index, r.problem, r.model) for r in self.active if r.index not in outcomes])
-        for run in self.active:
+        for run in list(self.active):
             i, state = run.index, run.state
             if i in outcomes:
                 continue
@@ -303,7 +327,10 @@ class _Group:
                    **after[i], "wall_time_s": round(state.wall_time_s, 6)}
             if extra is not None:
                 row.update(extra[i])
-            self._log(run, row)
+            with self.writing(run):
+                self._log(run, row)
+            if run.outcome is not None:
+                continue
             if not math.isfinite(values[i]):
                 outcomes[i] = Outcome("diverged", diverged_at_step=step)
             else:
@@ -335,9 +362,16 @@ class _Group:
         run.outcome = outcome
         if run in self.active:
             self.active.remove(run)
-        state = run.state
         if outcome.status == INTERRUPTED:
             self._checkpoint(run)
+        self._summarise(run, outcome)
+        run.recorder.write_summary()
+        run.recorder.close()
+        if outcome.status != INTERRUPTED:
+            (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
+
+    def _summarise(self, run: _Run, outcome: Outcome) -> None:
+        state = run.state
         run.summary.update(
             status=outcome.status,
             diverged_at_step=outcome.diverged_at_step,
@@ -353,19 +387,16 @@ class _Group:
         )
         if outcome.status == INTERRUPTED and stop_signal.received() is not None:
             run.summary["error"] = f"stopped by {stop_signal.signal_name(stop_signal.received())}"
-        run.recorder.write_summary()
-        run.recorder.close()
-        if outcome.status != INTERRUPTED:
-            (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
 
     def _freeze(self, outcomes: dict[int, Outcome], epoch_sum: torch.Tensor, end_epoch: bool = True) -> None:
         sums = epoch_sum.tolist()
         for run in list(self.active):
             if run.index in outcomes:
                 run.state.epoch_loss_sum = sums[run.index]
-                if end_epoch:
-                    self._end_epoch(run, partial=True)
-                self._finish(run, outcomes[run.index])
+                with self.writing(run):
+                    if end_epoch:
+                        self._end_epoch(run, partial=True)
+                    self._finish(run, outcomes[run.index])
 
     # ---- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -382,6 +413,8 @@ class _Group:
                                  epoch_sum, end_epoch=False)
                     return
                 outcomes = self._one_step(batch, epoch_sum)
+                if not self.active:  # every member failed to write its folder
+                    return
                 save = bool(self.checkpoint_every) and self.active[0].state.step % self.checkpoint_every == 0
                 if save:
                     outcomes.update(self._check(exclude=list(outcomes)))
@@ -390,9 +423,12 @@ class _Group:
                     return
                 if save:
                     sums = epoch_sum.tolist()
-                    for run in self.active:
+                    for run in list(self.active):
                         run.state.epoch_loss_sum = sums[run.index]
-                        self._checkpoint(run)
+                        with self.writing(run):
+                            self._checkpoint(run)
+                    if not self.active:
+                        return
                 if self.active[0].state.step >= self.total_steps:
                     break
             outcomes = self._check()
@@ -403,15 +439,19 @@ class _Group:
             if not self.active:
                 return
             finished = self.active[0].state.batch_in_epoch >= self.steps_per_epoch
-            for run in self.active:
-                self._end_epoch(run, partial=not finished)
+            for run in list(self.active):
+                with self.writing(run):
+                    self._end_epoch(run, partial=not finished)
+            if not self.active:
+                return
             if not finished:
                 break
             for run in self.active:
                 s = run.state
                 s.epoch, s.batch_in_epoch, s.epoch_loss_sum, s.epoch_time_s = s.epoch + 1, 0, 0.0, 0.0
         for run in list(self.active):
-            self._finish(run, Outcome("completed"))
+            with self.writing(run):
+                self._finish(run, Outcome("completed"))
 
 
 def _check_members(members: Sequence[Member]) -> None:
@@ -451,14 +491,12 @@ def train_group(members: list[Member], *, group: str, console: RunConsole) -> li
         run.summary = summary
         run.console.describe(run.problem.outputs)
         columns = tuple(run.problem.step_column_names) + (tuple(DIAGNOSTIC_COLUMNS) if run.cfg.diagnostics else ())
-        try:
+        with loop.writing(run):
             run.recorder = RunRecorder(run.run_dir, columns, summary, resume=run.member.resume,
                                        epoch_columns=run.problem.outputs.problem_columns(EPOCHS))
-        except OSError as err:
-            raise _write_error(run.run_dir, err, summary) from None
     title = f"{runs[0].problem.name}: {loop.total_steps} steps, batch {cfg.batch_size}"
-    for run in runs:
-        with _member_log(run.run_dir):
+    for run in list(loop.active):
+        with loop.writing(run), _member_log(run.run_dir):
             run.console.start(title, loop.total_steps, done=run.state.step)
             logging.getLogger("optbench").info(f"vectorized: group {group}, member {run.index} of {k} "
                                                f"({loop.model.kind} forward)")
@@ -475,6 +513,20 @@ def train_group(members: list[Member], *, group: str, console: RunConsole) -> li
     finally:
         console.stop()
     for run in runs:
-        with _member_log(run.run_dir):
-            run.console.finish(run.summary, str(run.run_dir))
+        if run.outcome is None or run.outcome.status != FAILED:
+            with _member_log(run.run_dir):
+                run.console.finish(run.summary, str(run.run_dir))
+    if loop.write_errors:  # after the other members finished, as one sequential run's write error ends a sweep
+        raise _group_write_error(loop.write_errors)
     return [run.summary for run in runs]
+
+
+def _group_write_error(errors: list[WriteError]) -> WriteError:
+    """The first failed member's paragraph, naming how many others failed too."""
+    message = str(errors[0])
+    if len(errors) > 1:
+        message += (f" {len(errors) - 1} other member(s) of the group failed the same way; their summary.json "
+                    "files say which. The members that could write their folders trained on to their own end.")
+    else:
+        message += " The group's other members trained on to their own end (their summaries say how)."
+    return WriteError(message)
