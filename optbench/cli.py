@@ -29,7 +29,7 @@ def run_job(cfg: DictConfig) -> float | None:
     ordinary exception: Hydra records the job as failed and the launcher runs the
     others; the command then ends with exit code 2 and the list of refused jobs.
     """
-    from optbench.jobs import JobRefused, SweepJobRefused, run_validated, sweep_dir
+    from optbench.jobs import JobRefused, SweepJobRefused, refused_line, run_validated, sweep_dir
     from optbench.train.console import RunConsole
 
     _flush_denormals()
@@ -43,7 +43,7 @@ def run_job(cfg: DictConfig) -> float | None:
     except JobRefused as err:
         console.error(str(err), logged=err.recorded)  # never a line in the log of a run it refused to touch
         if in_sweep is not None:
-            raise SweepJobRefused(f"job {hydra_cfg.job.get('num', '?')} ({run_dir}): {err}", in_sweep, run_dir) from None
+            raise SweepJobRefused(refused_line(hydra_cfg.job.get("num", "?"), run_dir, err), in_sweep, run_dir) from None
         sys.exit(err.exit_code)
     except OptbenchError as err:
         console.error(str(err))

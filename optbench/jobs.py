@@ -60,11 +60,17 @@ class SweepJobRefused(OptbenchError):
                 summary = rf.read_summary(job) or {}
                 error = " ".join(str(summary.get("error") or "").split())
                 if summary.get("status") == rf.FAILED:
-                    lines.setdefault(str(job), f"job {job.name} ({job}): {error}")
+                    lines.setdefault(str(job), refused_line(job.name, job, error))
         lines = list(lines.values())
-        head = (f"{len(lines)} job(s) of the sweep were refused (the others ran): "
-                if len(lines) > 1 else "1 job of the sweep was refused (the others ran): ")
+        head = (f"{len(lines)} jobs of the sweep were refused (every other job ran): "
+                if len(lines) > 1 else "1 job of the sweep was refused (every other job ran): ")
         return head + " | ".join(lines)
+
+
+def refused_line(num, folder: Path | str, message: str) -> str:
+    """``job <num> (<folder>): <message>``; the folder once, when the message already starts with it."""
+    message = str(message)
+    return f"job {num}: {message}" if message.startswith(str(folder)) else f"job {num} ({folder}): {message}"
 
 
 #: refused sweep jobs of this process: folder -> message

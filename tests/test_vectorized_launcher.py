@@ -170,7 +170,10 @@ def test_refused_jobs_end_the_sweep_as_under_the_basic_launcher(tmp_path):
     again = optbench("-m", VEC, *sweep, f"hydra.sweep.dir={tmp_path / 'vec'}", cwd=tmp_path)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     message = " ".join(again.stderr.split())
-    assert "3 job(s) of the sweep were refused" in message and "already holds a run" in message
+    assert "3 jobs of the sweep were refused" in message and "already holds a run" in message
+    last = message.split("3 jobs of the sweep were refused", 1)[1]  # the sweep's list names each folder once
+    assert all(last.count(f"{tmp_path / 'vec' / str(j)} ") + last.count(f"{tmp_path / 'vec' / str(j)})") == 1
+               for j in (0, 2)), last
     after = snapshot(tmp_path / "vec")
     runs = [name for name in before if name.split("/")[0] in ("0", "2")]  # job 1 rewrites its refusal record
     assert runs and {name: after[name] for name in runs} == {name: before[name] for name in runs}

@@ -197,11 +197,11 @@ def _take(job: Collected, locks: list) -> str | None:
 
 def _refuse(job: Collected, message: str, runs: list[JobReturn], sweep_dir: Path, console) -> None:
     """The member fails as a refused basic-launcher job does: its paragraph now, in the sweep's list at the end."""
-    from optbench.jobs import SweepJobRefused
+    from optbench.jobs import SweepJobRefused, refused_line
 
     console.error(message, logged=False)
     runs[job.position].status = JobStatus.FAILED
-    runs[job.position].return_value = SweepJobRefused(f"job {job.num} ({job.run_dir}): {message}", sweep_dir,
+    runs[job.position].return_value = SweepJobRefused(refused_line(job.num, job.run_dir, message), sweep_dir,
                                                       job.run_dir)
 
 
