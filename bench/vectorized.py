@@ -3,6 +3,7 @@
     python bench/vectorized.py            # the issue's sweeps (~15-25 minutes on 2 idle cores)
     python bench/vectorized.py --quick    # smaller sweeps of the same kinds (~3-5 minutes)
     python bench/vectorized.py --out results.json
+    python bench/vectorized.py --cuda-only # the CUDA row alone (a GPU machine; about 5 minutes)
 
 Every row runs the same sweep twice in this invocation, end to end as a user runs it:
 ``optbench -m <sweep> quiet=true hydra.sweep.dir=<temp>`` with the basic launcher, then
@@ -165,9 +166,16 @@ def warm_up(work: Path, with_compile: bool) -> None:
     if with_compile:
         run(["dataset=fashion_mnist", "epochs=1", "compile=true", "quiet=true",
              f"hydra.run.dir={work / 'warm' / 'compile'}"], work)
+    import torch
+
+    if torch.cuda.is_available():  # the driver's and the kernels' first-use costs, before the CUDA row
+        run(["dataset=fashion_mnist", "steps=20", "device=cuda", "quiet=true",
+             f"hydra.run.dir={work / 'warm' / 'cuda'}"], work)
 
 
-def rows(work: Path, quick: bool, with_compile: bool) -> list[Row]:
+def rows(work: Path, quick: bool, with_compile: bool, cuda_only: bool = False) -> list[Row]:
+    if cuda_only:
+        return [cuda_row(work, quick)]
     linreg_small, linreg_big = (4, 8) if quick else (8, 16)
     mlp_jobs, mlp_len, mlp_steps = (4, "steps=200", 200) if quick else (8, "epochs=1", 938)
     bs1_jobs, bs1_steps = (8, 500) if quick else (16, 2000)
@@ -252,20 +260,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sweeps of the same kinds")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile=true row (full runs include it)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--cuda-only", action="store_true", help="only the CUDA row (no CPU rows, no memory table)")
     args = parser.parse_args()
-    with_compile = not args.quick and not args.no_compile
+    with_compile = not args.quick and not args.no_compile and not args.cuda_only
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="optbench-bench-vec-") as tmp:
         work = Path(tmp)
         warm_up(work, with_compile)
-        found = rows(work, args.quick, with_compile)
-        memory = memory_against_k(work, args.quick)
+        found = rows(work, args.quick, with_compile, args.cuda_only)
+        memory = [] if args.cuda_only else memory_against_k(work, args.quick)
         print("floors: start-up and arithmetic ...", flush=True)
         set_floors(found, startup_floor())
     print()
     print(table(found))
-    print()
-    print(memory_table(memory))
+    if memory:
+        print()
+        print(memory_table(memory))
     end_load = os.getloadavg()[0]
     print(f"\nload average {load:.2f} at the start, {end_load:.2f} at the end, on {os.cpu_count()} CPUs"
           + ("  (the CPUs were shared: wall times are unreliable, compare the cpu ratios)"
