@@ -265,7 +265,7 @@ def test_skip_finished_reuses_runs_under_results_root_and_never_overwrites_anoth
                   cwd=tmp_path)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     message = " ".join(changed.stderr.split())
-    assert "already holds a run" in message and "results_root=" in message and "2 job(s)" in message
+    assert "already holds a run" in message and "results_root=" in message and "2 jobs of the sweep were refused" in message
     after = snapshot(tmp_path / "old")
     runs = {name for name in before if name != "multirun.yaml"}  # Hydra's sweep record is the command's, not a run's
     assert {name: after[name] for name in runs} == {name: before[name] for name in runs}  # no run's byte changed
