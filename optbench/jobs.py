@@ -15,6 +15,7 @@ final, an unfinished one is continued only by ``resume=`` or, for its own job, b
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,8 @@ class SweepJobRefused(OptbenchError):
     """
 
     def __init__(self, message: str, sweep_dir: Path | str | None = None, folder: Path | str | None = None):
-        super().__init__(message, None if sweep_dir is None else str(sweep_dir), None if folder is None else str(folder))
-        _REFUSED_IN_THIS_PROCESS.setdefault(str(folder), message)
+        super().__init__(message, None if sweep_dir is None else str(sweep_dir), _absolute(folder))
+        _REFUSED_IN_THIS_PROCESS.setdefault(_absolute(folder), message)
 
     def __str__(self) -> str:
         message, where, folder = self.args
@@ -56,20 +57,25 @@ class SweepJobRefused(OptbenchError):
         for other, text in _REFUSED_IN_THIS_PROCESS.items():  # the basic launcher runs every job here
             lines.setdefault(other, text)
         if where and Path(where).is_dir():  # jobs of other processes (joblib) leave a failed summary
-            for job in rf.iter_run_dirs(Path(where)):
+            for job in rf.iter_run_dirs(Path(where).absolute()):
                 summary = rf.read_summary(job) or {}
                 error = " ".join(str(summary.get("error") or "").split())
                 if summary.get("status") == rf.FAILED:
-                    lines.setdefault(str(job), refused_line(job.name, job, error))
+                    lines.setdefault(_absolute(job), refused_line(job.name, job, error))
         lines = list(lines.values())
         head = (f"{len(lines)} jobs of the sweep were refused (every other job ran): "
                 if len(lines) > 1 else "1 job of the sweep was refused (every other job ran): ")
         return head + " | ".join(lines)
 
 
+def _absolute(folder: Path | str | None) -> str | None:
+    """One key per folder, however the sweep dir was spelled (``multirun/...`` or ``/abs/multirun/...``)."""
+    return None if folder is None else os.path.abspath(folder)
+
+
 def refused_line(num, folder: Path | str, message: str) -> str:
     """``job <num> (<folder>): <message>``; the folder once, when the message already starts with it."""
-    message = str(message)
+    message, folder = str(message), _absolute(folder)
     return f"job {num}: {message}" if message.startswith(str(folder)) else f"job {num} ({folder}): {message}"
 
 

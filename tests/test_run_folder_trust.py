@@ -336,6 +336,17 @@ def test_a_refused_job_is_failed_and_the_others_run(launcher, tmp_path):
     assert "must be > 0" in message
 
 
+@pytest.mark.parametrize("launcher", ["basic", "hydra/launcher=vectorized"])
+def test_the_refusal_list_names_each_job_once_when_the_sweep_dir_is_relative(launcher, tmp_path):
+    extra = () if launcher == "basic" else (launcher,)
+    outcome = battery_case(optbench("-m", "dataset=quadratic", "optimizer=sgd", "quiet=true", "steps=5",
+                                    "optimizer.lr=0.1,-1,-2", *extra, "hydra.sweep.dir=sweep"), tmp_path,
+                           mentions=["job 1", "job 2"], timeout=300)
+    last = " ".join(outcome.stderr.split()).split("2 jobs of the sweep were refused (every other job ran): ")[1]
+    assert [part.split(")")[0] for part in last.split(" | ")] == [
+        f"job 1 ({tmp_path / 'sweep' / '1'}", f"job 2 ({tmp_path / 'sweep' / '2'}"]  # absolute, each once
+
+
 def _trials(storage: Path):
     import optuna
 
