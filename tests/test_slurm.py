@@ -171,7 +171,8 @@ def test_a_slurm_sweep_writes_the_basic_launchers_folders_and_says_once_that_acc
 def test_a_cancelled_job_leaves_the_others_and_is_reported_without_a_traceback(slurm_cluster, tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    proc = start_sweep(slurm_cluster, sweep, "epochs=1500", "log_every=500", "seed=0,1,2")
+    # jobs 0 and 2 are short (10,000 and 12,000 steps); job 1 (300,000 steps) is still training when cancelled
+    proc = start_sweep(slurm_cluster, sweep, "epochs=100,3000,120", "log_every=500")
     try:
         losses = sweep / "1" / "losses.csv"
         wait_until(lambda: losses.exists() and len(losses.read_text().splitlines()) > 5, "job 1 training", proc)
