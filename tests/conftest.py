@@ -90,3 +90,11 @@ def small_disk(tmp_path):
     assert done.returncode == 0, f"mounting a tmpfs needs root: {done.stderr!r}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Every test that uses the session's SLURM cluster runs on one xdist worker, so one cluster starts."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
