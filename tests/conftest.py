@@ -49,6 +49,21 @@ def cli(*args: str, cwd: Path, timeout: float = 180, env: dict | None = None) ->
     return subprocess.run(["optbench", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def build_wheel(out: Path, timeout: float = 300) -> Path:
+    """Build optbench's wheel into ``out`` from a copy of the source tree, so that concurrent builds (xdist
+    workers, a developer's own ``pip install``) never share setuptools' ``build/`` and ``*.egg-info`` folders."""
+    import shutil
+
+    source = Path(out) / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "outputs", "multirun",
+                                                                  "__pycache__", ".pytest_cache", ".ruff_cache"))
+    # --no-build-isolation: the build backend (setuptools) is already installed and there is no internet
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(source)], check=True, capture_output=True, text=True, cwd=out, timeout=timeout)
+    (wheel,) = Path(out).glob("optbench-*.whl")
+    return wheel
+
+
 def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob("summary.json"))
 

@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, build_wheel
 
 PLUGIN = "hydra_plugins.optbench_vectorized_launcher.VectorizedLauncher"
 PLUGIN_FILE = "optbench/_hydra_plugins/hydra_plugins/optbench_vectorized_launcher/__init__.py"
@@ -61,10 +61,7 @@ def test_off_switch_leaves_the_launcher_undiscovered():
 
 
 def test_the_wheel_ships_the_plugin_and_its_hydra_finds_it(tmp_path):
-    out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    (wheel,) = out.glob("optbench-*.whl")
+    wheel = build_wheel(tmp_path / "dist")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert PLUGIN_FILE in names

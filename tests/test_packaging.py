@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import site
 import subprocess
-import sys
 import sysconfig
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, build_wheel
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    build_dir = tmp_path_factory.mktemp("build")
-    # --no-isolation: the build backend (setuptools) is already installed and there is no internet
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True, text=True, cwd=build_dir)
-    (found,) = out.glob("optbench-*.whl")
-    return found
+    return build_wheel(tmp_path_factory.mktemp("dist"))
 
 
 def test_wheel_contains_every_yaml(wheel):
