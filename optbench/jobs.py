@@ -57,7 +57,7 @@ class SweepJobRefused(OptbenchError):
         for other, text in _REFUSED_IN_THIS_PROCESS.items():  # the basic launcher runs every job here
             lines.setdefault(other, text)
         if where and Path(where).is_dir():  # jobs of other processes (joblib) leave a failed summary
-            for job in rf.iter_run_dirs(Path(where).absolute()):
+            for job in rf.iter_run_dirs(Path(where)):
                 summary = rf.read_summary(job) or {}
                 error = " ".join(str(summary.get("error") or "").split())
                 if summary.get("status") == rf.FAILED:
