@@ -10,6 +10,18 @@
   update is elementwise (``grouping.ELEMENTWISE_BUILTIN``) and its step counters are
   shared (the members are at one step), so each slice follows its member's run.
 
+Two ways to call a scratch kernel, the same numbers:
+
+* **whole stack** (linreg's tiny members, any CUDA group): one call on the ``[K, ...]``
+  leaves, per-member hyperparameters as ``[K, 1, ...]`` tensors;
+* **member by member** (CPU, members of at least :data:`MEMBER_LOOP_MIN_NUMEL` elements):
+  one call per member on its slices, with its own hyperparameters as Python numbers: the
+  sequential run's fast path, number for number. On CPU an elementwise update of a large
+  stack streams every buffer through memory once per operation; one member's slices stay
+  in cache across the kernel's operations. Measured here (2 CPU threads, RMSprop, the
+  784-200-10 MLP, K = 8, per-member lr): whole stack 3.8 ms per step, member by member
+  1.3 ms.
+
 Learning-rate schedules: with builtin, the one scheduler over the stacked optimizer;
 with scratch, one torch scheduler (``train.schedules.make_scheduler``) over a dummy
 optimizer with one parameter group per member at that member's lr, so every member's
@@ -51,9 +63,22 @@ NUMERIC = {
 }
 
 
+#: the smallest member (parameter elements) for which a CPU group steps member by member (module docstring)
+MEMBER_LOOP_MIN_NUMEL = 16384
+
+
+def _count_steps(name: str, states: list[dict]) -> None:
+    """The step counters a kernel reads (Adam's bias correction), advanced once per step."""
+    if name == "adam":
+        for s in states:
+            s["step"] += 1
+
+
 def _scratch_update(name: str, group: dict, params: list[Tensor], grads: list[Tensor], states: list[dict],
                     h: dict) -> None:
-    """One call of optimizer ``name``'s kernel; ``group``: member 0's (structural keys), ``h``: hyperparameters."""
+    """One call of optimizer ``name``'s kernel; ``group``: member 0's (structural keys), ``h``: hyperparameters.
+
+    Step counters must already count this step (:func:`_count_steps`)."""
     if name == "sgd":
         sgd_update(params, grads, lr=h["lr"])
     elif name == "momentum":
@@ -68,8 +93,6 @@ def _scratch_update(name: str, group: dict, params: list[Tensor], grads: list[Te
                        lr=h["lr"], alpha=h["alpha"], eps=h["eps"], momentum=h["momentum"],
                        weight_decay=h["weight_decay"], eps_in_sqrt=group["eps_in_sqrt"])
     elif name == "adam":
-        for s in states:
-            s["step"] += 1
         adam_update(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                     [s["step"] for s in states], lr=h["lr"], beta1=h["beta1"], beta2=h["beta2"], eps=h["eps"],
                     weight_decay=h["weight_decay"], eps_in_sqrt=group["eps_in_sqrt"])
@@ -128,11 +151,17 @@ class StackedOptimizer:
             self.scheduler = make_scheduler(self._dummy, schedule, total_steps)
             self.state = [{} for _ in self.leaves]
             self.hyper = {}
+            #: per member, its own hyperparameters as its optimizer holds them (the member-by-member step)
+            self.member_hyper = [{key: g[key] for key in NUMERIC[name]} for g in groups]
             for key in NUMERIC[name]:
                 values = [float(g[key]) for g in groups]
                 same = all(v == values[0] for v in values)
                 self.hyper[key] = groups[0][key] if same else member_views(
                     torch.tensor(values, dtype=like.dtype, device=like.device), self.leaves)
+        member_numel = sum(leaf[0].numel() for leaf in self.leaves)
+        self.member_by_member = (impl == "scratch" and like.device.type == "cpu"
+                                 and member_numel >= MEMBER_LOOP_MIN_NUMEL)
+        self._member_states: tuple | None = None  # (self.state it views, per member its per-leaf state views)
         self._init_state = OPTIMIZERS[name].scratch.init_state if impl == "scratch" else None
         self._lr_cache: tuple | None = None
         self._stepped = False
@@ -162,7 +191,28 @@ class StackedOptimizer:
         for state, leaf in zip(self.state, self.leaves):
             if not state and self.name != "sgd":
                 self._init_state(None, state, leaf, self.group)
-        _scratch_update(self.name, self.group, self.leaves, grads, self.state, {"lr": self._lr(), **self.hyper})
+        _count_steps(self.name, self.state)
+        if not self.member_by_member:
+            _scratch_update(self.name, self.group, self.leaves, grads, self.state, {"lr": self._lr(), **self.hyper})
+            return
+        for i, (lr, states) in enumerate(zip(self.lrs(), self._per_member_states())):
+            _scratch_update(self.name, self.group, [p[i] for p in self.leaves], [g[i] for g in grads], states,
+                            {"lr": lr, **self.member_hyper[i]})
+
+    def _per_member_states(self) -> list[list[dict]]:
+        """Member i's state per leaf: views of slice i of the stacked buffers; counters as the stack has them."""
+        if self._member_states is None or self._member_states[0] is not self.state:
+            views = [[{key: value[i] if torch.is_tensor(value) and value.shape == leaf.shape else value
+                       for key, value in state.items()} for state, leaf in zip(self.state, self.leaves)]
+                     for i in range(self.k)]
+            self._member_states = (self.state, views)
+        views = self._member_states[1]
+        for j, state in enumerate(self.state):  # counters (Adam's step) are numbers: copy this step's
+            for key, value in state.items():
+                if not torch.is_tensor(value):
+                    for member in views:
+                        member[j][key] = value
+        return views
 
     def scheduler_step(self) -> None:
         if self.scheduler is None:
