@@ -389,3 +389,33 @@ def test_large_cpu_members_step_one_by_one_and_small_ones_as_one_stack():
     assert 200 * 784 + 200 + 2010 >= MEMBER_LOOP_MIN_NUMEL
     assert stacked(8, mlp).member_by_member
     assert not stacked(64, [(1, 2), (1,)]).member_by_member  # linreg: one call for the whole stack
+
+
+def _one_seed(runs: list[list[str]]) -> list[list[str]]:
+    """The same runs, all at seed 7 (a sweep over hyperparameters at a fixed seed)."""
+    return [[o for o in ov if not o.startswith("seed=")] + ["seed=7"] for ov in runs]
+
+
+@pytest.mark.parametrize("name", SCRATCH)
+def test_members_of_one_seed_share_their_first_product_and_match(tmp_path, mnist_root, name):
+    runs = _one_seed(_image_runs(mnist_root, name))
+    reference = _sequential(tmp_path, runs)
+    summaries = _vectorized(tmp_path, runs)
+    assert "(shared-input bmm forward" in (tmp_path / "vec0" / "optbench.log").read_text()
+    assert_same_runs(tmp_path, len(runs), 1e-4, summaries, reference)
+
+
+@pytest.mark.parametrize("impl", ["scratch", "builtin"])
+def test_linreg_members_of_one_seed_share_their_first_product_and_match(tmp_path, impl):
+    runs = _one_seed(_linreg_runs("adam", impl=impl))
+    reference = _sequential(tmp_path, runs)
+    summaries = _vectorized(tmp_path, runs)
+    assert "(shared-input bmm forward" in (tmp_path / "vec0" / "optbench.log").read_text()
+    assert_same_runs(tmp_path, len(runs), 1e-6, summaries, reference)
+
+
+def test_members_of_different_seeds_get_their_own_batches(tmp_path, mnist_root):
+    runs = _image_runs(mnist_root, "sgd")
+    _vectorized(tmp_path, runs)
+    log = (tmp_path / "vec0" / "optbench.log").read_text()
+    assert "(bmm forward" in log and "shared-input" not in log

@@ -127,7 +127,8 @@ class _Batches:
 
     Problems with the default ``Problem.batches`` (a seeded permutation sliced into index
     batches): one gather of all members' index rows per step, from the shared data or
-    from the members' own data stacked ``[K, N, ...]``. Any other problem: its own
+    from the members' own data stacked ``[K, N, ...]``; members of one seed on shared
+    data gather one batch, expanded (a view) over the K members. Any other problem: its own
     ``batches`` per member, stacked.
     """
 
@@ -144,6 +145,8 @@ class _Batches:
                 self.targets = torch.stack([t[1] for t in tensors])
             self.device = self.inputs.device
             self.rows = torch.arange(len(self.problems), device=self.device)[:, None]
+        #: every member draws the same batches (one seed, one problem): gathered once, seen K times
+        self.same = self.default and self.shared and len(set(self.seeds)) == 1
 
     def epoch(self, epoch: int, skip: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if not self.default:
@@ -155,7 +158,10 @@ class _Batches:
         k = len(self.seeds)
         for start in range(skip * self.batch_size, n, self.batch_size):
             idx = orders[:, start:start + self.batch_size]
-            if self.shared:
+            if self.same:
+                inputs, targets = self.inputs.index_select(0, idx[0]), self.targets.index_select(0, idx[0])
+                yield inputs.expand(k, *inputs.shape), targets.expand(k, *targets.shape)
+            elif self.shared:
                 flat = idx.reshape(-1)
                 yield (self.inputs.index_select(0, flat).view(k, -1, *self.inputs.shape[1:]),
                        self.targets.index_select(0, flat).view(k, -1, *self.targets.shape[1:]))
@@ -205,7 +211,7 @@ class _Group:
         self.checkpoint_every = cfg.checkpoint_every
         self.batches = _Batches([r.problem for r in runs], [r.cfg.seed for r in runs], cfg.batch_size)
         probe = next(self.batches.epoch(0, 0)) if self.batches.default else None
-        self.model = StackedModel(problem, [r.model for r in runs], probe=probe)
+        self.model = StackedModel(problem, [r.model for r in runs], probe=probe, shared_inputs=self.batches.same)
         self.leaves = self.model.leaves
         self.optimizer = StackedOptimizer(
             cfg.optimizer.name, cfg.optimizer.impl, hyperparameters(OmegaConf.to_container(cfg.optimizer)),

@@ -11,6 +11,12 @@ Two forwards, the same numbers (to float rounding):
 * **stacked matmul** for a chain of ``nn.Linear`` layers and elementwise activations
   (the ``mlp`` and ``linear`` models): each layer is one ``baddbmm`` over members,
   ``x[K, B, in] @ W[K, in, out] + b[K, 1, out]``;
+  When every member trains on the same batches (one seed, shared data: a sweep over
+  hyperparameters at a fixed seed), the first layer is ONE matrix product of the
+  batch with all members' weights side by side, ``x[B, in] @ W[in, K * out]``, and its
+  weight gradient one more: wider products run faster than K narrow ones (the
+  784-200-10 MLP, K = 8, batch 64, 2 threads, forward + backward + SGD: 6.8 ms per
+  step batched, 4.4 ms shared);
 * **vmap** for any other model (``cnn``, ``scalar``): ``torch.vmap`` of
   ``torch.func.functional_call`` of ``problem.loss`` over members.
 
@@ -61,7 +67,8 @@ def _layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
 class StackedModel:
     """The members' models as one: ``params`` (name -> ``[K, ...]`` leaf) and ``losses(batch) -> [K]``."""
 
-    def __init__(self, problem: Problem, models: Sequence[nn.Module], probe: Batch | None = None):
+    def __init__(self, problem: Problem, models: Sequence[nn.Module], probe: Batch | None = None,
+                 shared_inputs: bool = False):
         if any(True for m in models for _ in m.buffers()):
             raise ValueError("the vectorized engine stacks parameters only; this model has buffers")
         self.problem, self.models = problem, list(models)
@@ -75,7 +82,9 @@ class StackedModel:
         self._chain = _layers(self.models[0])
         if self._chain is not None and probe is not None and not self._loss_reads_outputs_only(probe):
             self._chain = None
-        self.kind = "bmm" if self._chain is not None else "vmap"
+        #: every member's inputs are the same batch (``inputs[i]`` equal for all i): a shared first product
+        self.shared_inputs = shared_inputs and self._chain is not None and isinstance(self._chain[0][1], nn.Linear)
+        self.kind = ("shared-input bmm" if self.shared_inputs else "bmm") if self._chain is not None else "vmap"
         self._loss_module = LossModule(problem, self.models[0])
         self._outputs = _Outputs()
 
@@ -97,7 +106,11 @@ class StackedModel:
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Stacked matmul forward: ``inputs[K, B, in] -> outputs[K, B, out]``."""
         x = inputs
-        for prefix, module in self._chain:
+        chain = self._chain
+        if self.shared_inputs:
+            x = self._shared_first_layer(inputs[0])
+            chain = chain[1:]
+        for prefix, module in chain:
             if isinstance(module, nn.Linear):
                 weight = self.params[prefix + "weight"].transpose(1, 2)
                 bias = self.params.get(prefix + "bias")
@@ -105,6 +118,15 @@ class StackedModel:
             else:
                 x = module(x)
         return x
+
+    def _shared_first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[B, in]`` through every member's first Linear at once: ``[K, B, out]``."""
+        prefix = self._chain[0][0]
+        weight = self.params[prefix + "weight"]  # [K, out, in]
+        k, out, _ = weight.shape
+        bias = self.params.get(prefix + "bias")
+        wide = torch.nn.functional.linear(x, weight.reshape(k * out, -1), None if bias is None else bias.reshape(-1))
+        return wide.view(x.shape[0], k, out).transpose(0, 1)
 
     def losses(self, batch: Batch) -> torch.Tensor:
         """Each member's mean loss on its own batch (``batch`` tensors have a leading member dim): ``[K]``."""
