@@ -9,8 +9,8 @@ image runs on 256 synthetic 28 x 28 images with a narrow MLP.
 <= rel * max |sequential|`` over the column (and for ``final``/``best``, over that
 column's rows). Float32 kernels of different shapes round differently: below 400
 products torch's ``bmm`` takes its own loop, whose rounding differs by an ulp from the
-BLAS ``sgemm`` a member's own ``nn.Linear`` calls (seen on an AVX-512 Xeon; bitwise
-equal on other CPUs), and linreg's loss near its optimum carries such an ulp of the
+BLAS ``sgemm`` a member's own ``nn.Linear`` calls (seen on an AVX-512 Xeon; on earlier
+machines these tests held at 1e-6 of each value), and linreg's loss near its optimum carries such an ulp of the
 weights into a larger relative change of a small loss (9e-8 absolute = 5e-6 of a loss
 of 0.019, against 1e-6 of the column's scale).
 """
