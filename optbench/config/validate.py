@@ -309,7 +309,7 @@ def _example(run: DictConfig, key: str) -> Any:
     else:
         value = OmegaConf.select(OmegaConf.create(_yaml_defaults("", "config")), key.split("[")[0])
         if value is None:
-            value = OmegaConf.select(OmegaConf.structured(RunConfig), key.split("[")[0])
+            value = OmegaConf.select(_schema(RunConfig), key.split("[")[0])
     if isinstance(value, list):
         value = value[0] if value else None
     return "..." if value is None or isinstance(value, dict) else value

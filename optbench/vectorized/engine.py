@@ -153,7 +153,8 @@ class _Batches:
             yield from self._generic(epoch, skip)
             return
         n = self.problems[0].num_train
-        orders = torch.stack([torch.randperm(n, generator=epoch_generator(seed, epoch)) for seed in self.seeds])
+        seeds = self.seeds[:1] if self.same else self.seeds  # one seed: one permutation serves every member
+        orders = torch.stack([torch.randperm(n, generator=epoch_generator(seed, epoch)) for seed in seeds])
         orders = orders.to(self.device)
         k = len(self.seeds)
         for start in range(skip * self.batch_size, n, self.batch_size):
