@@ -77,8 +77,8 @@ def column_scales(*tables: list[dict]) -> dict[str, float]:
     for table in tables:
         for row in table:
             for column, cell in row.items():
-                x = _number(cell) if isinstance(cell, str) else cell
-                if isinstance(x, (int, float)) and math.isfinite(x):
+                x = _number(cell)
+                if math.isfinite(x):
                     scales[column] = max(scales.get(column, 1e-12), abs(x))
     return scales
 
@@ -377,13 +377,13 @@ def test_large_cpu_members_step_one_by_one_and_small_ones_as_one_stack():
 
     from optbench.vectorized.optimizers import MEMBER_LOOP_MIN_NUMEL, StackedOptimizer
 
-    def stacked(k: int, shapes: list[tuple], impl: str = "scratch") -> StackedOptimizer:
+    def stacked(k: int, shapes: list[tuple]) -> StackedOptimizer:
         leaves = [torch.zeros(k, *s, requires_grad=True) for s in shapes]
         templates = [torch.optim.SGD([torch.zeros(s) for s in shapes], lr=0.1 * (i + 1)) for i in range(k)]
         for t in templates:
             t.param_groups[0].update(eps=1e-8, alpha=0.99, momentum=0.0, weight_decay=0.0, centered=False,
                                      eps_in_sqrt=True)
-        return StackedOptimizer("rmsprop", impl, {}, templates, leaves, _cfg().schedule, 10)
+        return StackedOptimizer("rmsprop", "scratch", {}, templates, leaves, _cfg().schedule, 10)
 
     mlp = [(200, 784), (200,), (10, 200), (10,)]
     assert 200 * 784 + 200 + 2010 >= MEMBER_LOOP_MIN_NUMEL
