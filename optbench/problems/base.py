@@ -56,6 +56,15 @@ class Problem(ABC):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss of ``model`` on ``batch`` (a 0-dim tensor with grad)."""
 
+    def member_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        """Each member's ``loss`` from stacked model outputs ``[K, B, ...]`` and targets ``[K, B, ...]``: ``[K]``.
+
+        For the vectorized engine, when ``loss`` is a function of ``model(inputs)`` and the
+        targets: one batched call instead of ``loss`` vmapped over members (whose
+        decompositions run in Python each step). None (the default): the engine vmaps ``loss``.
+        """
+        return None
+
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         """One epoch of minibatches, in an order drawn from ``generator``."""
         inputs, targets = self.train_tensors()

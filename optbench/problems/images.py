@@ -149,6 +149,10 @@ class ImageClassification(Problem):
         inputs, targets = batch
         return self._criterion(model(inputs), targets)
 
+    def member_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # logits [K, B, C]: cross-entropy's class dimension is dim 1
+        return nn.functional.cross_entropy(outputs.transpose(1, 2), targets, reduction="none").mean(1)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         inputs, targets = self._test

@@ -31,7 +31,9 @@ The loss of member i is the problem's own ``loss`` on member i's output: with th
 stacked matmul, ``problem.loss`` is vmapped over members with the model replaced by the
 identity on the precomputed outputs (valid when the loss is a function of
 ``model(inputs)`` and the targets; checked once on member 0's first batch, else the
-vmap forward is used). The step backpropagates the SUM over members of each member's
+vmap forward is used). A problem whose ``member_losses`` gives the same per-member losses in
+one batched call (cross-entropy over ``[K, C, B]``, linreg's squared loss) is called
+instead: K = 8, batch 64, forward + backward of the loss, 282 -> 81 us. The step backpropagates the SUM over members of each member's
 mean loss, so each member's gradient is exactly its own.
 """
 
@@ -46,6 +48,33 @@ from optbench.problems.base import Batch, LossModule, Problem
 
 #: modules the stacked matmul applies elementwise to ``[K, B, H]`` activations
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity)
+
+
+class _StackedLinear(torch.autograd.Function):
+    """``x[K, B, in] @ W[K, out, in]^T + b[K, 1, out]``, with each gradient computed in its leaf's own layout.
+
+    The weight gradient is ``g^T @ x`` (``[K, out, in]``, as ``nn.Linear``'s backward computes
+    ``g^T @ x`` for one member), not autograd's ``x^T @ g`` of the transposed view, which
+    leaves a ``[K, in, out]`` tensor that ``AccumulateGrad`` then copies, transposing, into
+    the leaf's layout. Measured here (2 threads, forward + backward of the 784-200-10 MLP):
+    K = 16, batch 1: 6.0 -> 0.68 ms; K = 8, batch 64: 5.3 -> 2.3 ms; K = 64, batch 10: 28.7 ->
+    13.2 ms. The backward is made of differentiable operations, so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        weight_t = weight.transpose(1, 2)
+        return torch.bmm(x, weight_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight_t)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
 
 
 class _Outputs(nn.Module):
@@ -112,9 +141,7 @@ class StackedModel:
             chain = chain[1:]
         for prefix, module in chain:
             if isinstance(module, nn.Linear):
-                weight = self.params[prefix + "weight"].transpose(1, 2)
-                bias = self.params.get(prefix + "bias")
-                x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
+                x = _StackedLinear.apply(x, self.params[prefix + "weight"], self.params.get(prefix + "bias"))
             else:
                 x = module(x)
         return x
@@ -133,6 +160,9 @@ class StackedModel:
         inputs, targets = batch
         if self._chain is not None:
             outputs = self.forward(inputs)
+            direct = self.problem.member_losses(outputs, targets)
+            if direct is not None:
+                return direct
             outputs_module = self._outputs
             return torch.vmap(lambda out, y: self.problem.loss(outputs_module, (out, y)))(outputs, targets)
         prefixed = {"model." + n: p for n, p in self.params.items()}
