@@ -377,18 +377,21 @@ def test_large_cpu_members_step_one_by_one_and_small_ones_as_one_stack():
 
     from optbench.vectorized.optimizers import MEMBER_LOOP_MIN_NUMEL, StackedOptimizer
 
-    def stacked(k: int, shapes: list[tuple]) -> StackedOptimizer:
+    def stacked(k: int, shapes: list[tuple], name: str = "rmsprop", lr=lambda i: 0.1 * (i + 1)) -> StackedOptimizer:
         leaves = [torch.zeros(k, *s, requires_grad=True) for s in shapes]
-        templates = [torch.optim.SGD([torch.zeros(s) for s in shapes], lr=0.1 * (i + 1)) for i in range(k)]
+        templates = [torch.optim.SGD([torch.zeros(s) for s in shapes], lr=lr(i)) for i in range(k)]
         for t in templates:
             t.param_groups[0].update(eps=1e-8, alpha=0.99, momentum=0.0, weight_decay=0.0, centered=False,
                                      eps_in_sqrt=True)
-        return StackedOptimizer("rmsprop", "scratch", {}, templates, leaves, _cfg().schedule, 10)
+        return StackedOptimizer(name, "scratch", {}, templates, leaves, _cfg().schedule, 10)
 
     mlp = [(200, 784), (200,), (10, 200), (10,)]
     assert 200 * 784 + 200 + 2010 >= MEMBER_LOOP_MIN_NUMEL
     assert stacked(8, mlp).member_by_member
     assert not stacked(64, [(1, 2), (1,)]).member_by_member  # linreg: one call for the whole stack
+    assert stacked(8, mlp, "sgd").member_by_member  # SGD at each member's own lr
+    assert not stacked(8, mlp, "sgd", lr=lambda i: 0.01).member_by_member  # one lr, no buffers: one call
+    assert stacked(8, mlp, "rmsprop", lr=lambda i: 0.01).member_by_member  # buffers stay in cache
 
 
 def _one_seed(runs: list[list[str]]) -> list[list[str]]:
