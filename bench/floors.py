@@ -4,13 +4,19 @@
   the two imports, teardown), which every ``optbench`` command pays once;
 * :func:`arithmetic_floor`: one member-step's matrix products for the seeds' 784-200-10
   MLP, forward and backward (no gradient for the input), at a batch size and thread count,
-  the work any training loop of that model must do each step.
+  the work any training loop of that model must do each step;
+* :func:`hydra_job_floor`: Hydra's own ``run_job`` for one job of optbench's config, with a
+  task function that does nothing (its composed config given): what every job of a sweep
+  costs under any launcher that runs its jobs through Hydra (the basic, joblib and
+  submitit launchers, and the vectorized one), before optbench does anything.
 """
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
+import tempfile
 import time
 
 MLP_SIZES = (784, 200, 10)
@@ -49,3 +55,51 @@ def arithmetic_floor(batch: int, threads: int | None = None, reps: int = 300) ->
             products()
         best = min(best, (time.perf_counter() - started) / reps)
     return best
+
+
+def hydra_job_floor(jobs: int = 64, overrides: tuple[str, ...] = ("dataset=linreg",)) -> float:
+    """Median seconds of one ``hydra.core.utils.run_job`` call with a no-op task, in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="optbench-floor-") as sweep_dir:
+        out = subprocess.run([sys.executable, __file__, "run_job", str(jobs), sweep_dir, *overrides], check=True,
+                             capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
+def _time_run_job(jobs: int, sweep_dir: str, overrides: list[str]) -> float:
+    """``jobs`` calls of Hydra's ``run_job`` as a launcher makes them (each on its own composed config)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job, setup_globals
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import open_dict
+
+    setup_globals()
+    times = []
+    with initialize_config_module("optbench.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        context = HydraContext(config_loader=loader, callbacks=_callbacks())
+        base = compose("config", overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}", "hydra.mode=MULTIRUN"],
+                       return_hydra_config=True)
+        configs = []
+        for i in range(jobs):
+            config = copy.deepcopy(base)
+            with open_dict(config):
+                config.hydra.job.id, config.hydra.job.num = i, i
+                config.hydra.mode = RunMode.MULTIRUN
+            configs.append(config)
+        for config in configs:
+            started = time.perf_counter()
+            run_job(hydra_context=context, task_function=lambda cfg: None, config=config,
+                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def _callbacks():
+    from hydra._internal.callbacks import Callbacks
+
+    return Callbacks()
+
+
+if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "run_job":
+    print(_time_run_job(int(sys.argv[2]), sys.argv[3], sys.argv[4:]))

@@ -30,13 +30,16 @@ Rows (full sizes; ``--quick`` divides them):
   only when ``torch.cuda.is_available()``, else "not measured (no CUDA)".
 
 Best possible here: each row also gives the best ratio any launcher could reach on this
-machine, from two floors measured in the same invocation: the start-up floor (a
-``python -c "import torch, hydra"`` process, which every sweep pays once) and the
-arithmetic floor (the MLP's matrix products of one member-step, forward and backward, at
-the row's batch size and torch's thread count, times jobs x steps; linreg's is
-negligible). A sweep cannot take less than start-up + arithmetic, so the bound is basic
-s / (start-up + arithmetic) for an "x faster" row, and its inverse for an "x the time" row.
-A target beyond the bound is out of reach on this machine for any implementation.
+machine, from three floors measured in the same invocation: the start-up floor (a
+``python -c "import torch, hydra"`` process, which every sweep pays once), the Hydra job
+floor (one call of Hydra's ``run_job`` with a task function that does nothing, on an
+already composed optbench config, times jobs: what any launcher that runs its jobs through
+Hydra pays, before optbench composes, plans, writes or trains anything) and the arithmetic
+floor (the MLP's matrix products of one member-step, forward and backward, at the row's
+batch size and torch's thread count, times jobs x steps; linreg's is negligible). A sweep
+cannot take less than their sum, so the bound is basic s / (start-up + Hydra jobs +
+arithmetic) for an "x faster" row, and its inverse for an "x the time" row. A target beyond
+the bound is out of reach on this machine for any Hydra launcher.
 
 Memory against K: a vectorized sweep of K Fashion-MNIST MLP members (Adam, 100 steps,
 ``max_group=K``) for several K; peak RSS of the process (``ru_maxrss``) and the increase
@@ -55,7 +58,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from floors import arithmetic_floor, startup_floor
+from floors import arithmetic_floor, hydra_job_floor, startup_floor
 
 OPTBENCH = str(Path(sys.executable).parent / "optbench")
 VEC = "hydra/launcher=vectorized"
@@ -143,12 +146,14 @@ def sweep_pair(row: Row, sweep: list[str], work: Path, basic_extra: list[str] = 
     return row
 
 
-def set_floors(found: list["Row"], startup_s: float) -> None:
+def set_floors(found: list["Row"], startup_s: float, hydra_job_s: float) -> None:
     per_step = {batch: arithmetic_floor(batch) for batch in {r.batch for r in found if r.batch is not None}}
     for row in found:
         arithmetic = 0.0 if row.batch is None else per_step[row.batch] * row.jobs * row.steps
-        row.floor_s = startup_s + arithmetic
-        row.extra["floors"] = {"startup_s": round(startup_s, 3), "arithmetic_s": round(arithmetic, 3)}
+        hydra_jobs = hydra_job_s * row.jobs
+        row.floor_s = startup_s + hydra_jobs + arithmetic
+        row.extra["floors"] = {"startup_s": round(startup_s, 3), "hydra_jobs_s": round(hydra_jobs, 3),
+                               "arithmetic_s": round(arithmetic, 3)}
 
 
 def image_dataset() -> str:
@@ -269,8 +274,8 @@ def main() -> None:
         warm_up(work, with_compile)
         found = rows(work, args.quick, with_compile, args.cuda_only)
         memory = [] if args.cuda_only else memory_against_k(work, args.quick)
-        print("floors: start-up and arithmetic ...", flush=True)
-        set_floors(found, startup_floor())
+        print("floors: start-up, Hydra's run_job and arithmetic ...", flush=True)
+        set_floors(found, startup_floor(), hydra_job_floor())
     print()
     print(table(found))
     if memory:
