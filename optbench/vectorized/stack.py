@@ -61,12 +61,18 @@ class _StackedLinear(torch.autograd.Function):
     13.2 ms. The backward is made of differentiable operations, so double backward works.
     """
 
+    generate_vmap_rule = True  # usable under torch.func transforms too
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         weight_t = weight.transpose(1, 2)
         return torch.bmm(x, weight_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight_t)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
