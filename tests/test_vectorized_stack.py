@@ -105,3 +105,22 @@ def test_stacked_linear_works_under_torch_func_transforms():
     torch.testing.assert_close(torch.func.grad(loss)(weight), by_autograd)
     per_member = torch.vmap(lambda xi, wi, bi: _StackedLinear.apply(xi[None], wi[None], bi[None])[0])(x, weight, bias)
     torch.testing.assert_close(per_member, torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2)))
+
+
+def test_a_loss_changed_without_its_batched_twin_is_vmapped(mnist_root, monkeypatch):
+    problem = _problem("dataset=mnist", f"dataset.root={mnist_root}", "dataset.download=false", "model.hidden=[8]")
+    torch.manual_seed(5)
+    models = [problem.make_model() for _ in range(3)]
+    batch = next(problem.batches(16, torch.Generator().manual_seed(0)))
+    stacked_batch = tuple(t.expand(3, *t.shape) for t in batch)
+    assert StackedModel(problem, models, probe=stacked_batch).batched_loss
+
+    def smoothed(self, model, batch):  # a variant's loss; member_losses stays the plain cross-entropy
+        inputs, targets = batch
+        return torch.nn.functional.cross_entropy(model(inputs), targets, label_smoothing=0.1)
+
+    monkeypatch.setattr(type(problem), "loss", smoothed)
+    stacked = StackedModel(problem, models, probe=stacked_batch)
+    assert stacked.kind == "bmm" and not stacked.batched_loss
+    own = torch.stack([smoothed(problem, m, batch) for m in models])
+    torch.testing.assert_close(stacked.losses(stacked_batch), own, rtol=1e-5, atol=0)

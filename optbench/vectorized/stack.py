@@ -31,10 +31,12 @@ The loss of member i is the problem's own ``loss`` on member i's output: with th
 stacked matmul, ``problem.loss`` is vmapped over members with the model replaced by the
 identity on the precomputed outputs (valid when the loss is a function of
 ``model(inputs)`` and the targets; checked once on member 0's first batch, else the
-vmap forward is used). A problem whose ``member_losses`` gives the same per-member losses in
-one batched call (cross-entropy over ``[K, C, B]``, linreg's squared loss) is called
-instead: K = 8, batch 64, forward + backward of the loss, 282 -> 81 us. The step backpropagates the SUM over members of each member's
-mean loss, so each member's gradient is exactly its own.
+vmap forward is used). A problem whose ``member_losses`` gives the same per-member losses
+in one batched call (cross-entropy over ``[K, C, B]``, linreg's squared loss) is called
+instead, once it agreed with the vmapped ``loss`` on that first batch (a subclass that
+changes ``loss`` and not ``member_losses`` keeps the vmapped loss): K = 8, batch 64,
+forward + backward of the loss, 282 -> 81 us. The step backpropagates the SUM over
+members of each member's mean loss, so each member's gradient is exactly its own.
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ class StackedModel:
         self.kind = ("shared-input bmm" if self.shared_inputs else "bmm") if self._chain is not None else "vmap"
         self._loss_module = LossModule(problem, self.models[0])
         self._outputs = _Outputs()
+        #: the problem's batched per-member loss is used (it agreed with its ``loss`` on the probe batch)
+        self.batched_loss = self._chain is not None and (probe is None or self._member_losses_agree(probe))
 
     @property
     def leaves(self) -> list[torch.Tensor]:
@@ -137,6 +141,24 @@ class StackedModel:
         except Exception:  # a problem whose loss does not call the model on the inputs (the quadratic)
             return False
         return bool(torch.equal(direct, through))
+
+    def _member_losses_agree(self, batch: Batch) -> bool:
+        """``problem.member_losses`` equals ``loss`` vmapped over the members, on ``batch`` (False: None or not)."""
+        inputs, targets = batch
+        with torch.no_grad():
+            outputs = self.forward(inputs)
+            try:
+                batched = self.problem.member_losses(outputs, targets)
+            except Exception:  # a batched loss that does not take these shapes
+                return False
+            if batched is None:
+                return False
+            vmapped = self._vmapped_loss(outputs, targets)
+        return batched.shape == vmapped.shape and bool(torch.allclose(batched, vmapped, rtol=1e-5, atol=0))
+
+    def _vmapped_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        outputs_module = self._outputs
+        return torch.vmap(lambda out, y: self.problem.loss(outputs_module, (out, y)))(outputs, targets)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Stacked matmul forward: ``inputs[K, B, in] -> outputs[K, B, out]``."""
@@ -166,11 +188,11 @@ class StackedModel:
         inputs, targets = batch
         if self._chain is not None:
             outputs = self.forward(inputs)
-            direct = self.problem.member_losses(outputs, targets)
-            if direct is not None:
-                return direct
-            outputs_module = self._outputs
-            return torch.vmap(lambda out, y: self.problem.loss(outputs_module, (out, y)))(outputs, targets)
+            if self.batched_loss:
+                batched = self.problem.member_losses(outputs, targets)
+                if batched is not None:
+                    return batched
+            return self._vmapped_loss(outputs, targets)
         prefixed = {"model." + n: p for n, p in self.params.items()}
 
         def one(params, x, y):
