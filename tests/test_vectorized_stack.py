@@ -93,20 +93,6 @@ def test_a_problem_without_member_losses_is_vmapped_and_one_with_them_is_not(mni
     torch.testing.assert_close(direct, vmapped, rtol=1e-6, atol=0)
 
 
-def test_stacked_linear_works_under_torch_func_transforms():
-    torch.manual_seed(4)
-    x, weight, bias = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5)
-
-    def loss(w):
-        return _StackedLinear.apply(x, w, bias).square().sum()
-
-    w = weight.clone().requires_grad_()
-    (by_autograd,) = torch.autograd.grad(loss(w), w)
-    torch.testing.assert_close(torch.func.grad(loss)(weight), by_autograd)
-    per_member = torch.vmap(lambda xi, wi, bi: _StackedLinear.apply(xi[None], wi[None], bi[None])[0])(x, weight, bias)
-    torch.testing.assert_close(per_member, torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2)))
-
-
 def test_a_loss_changed_without_its_batched_twin_is_vmapped(mnist_root, monkeypatch):
     problem = _problem("dataset=mnist", f"dataset.root={mnist_root}", "dataset.download=false", "model.hidden=[8]")
     torch.manual_seed(5)

@@ -61,20 +61,17 @@ class _StackedLinear(torch.autograd.Function):
     the leaf's layout. Measured here (2 threads, forward + backward of the 784-200-10 MLP):
     K = 16, batch 1: 6.0 -> 0.68 ms; K = 8, batch 64: 5.3 -> 2.3 ms; K = 64, batch 10: 28.7 ->
     13.2 ms. The backward is made of differentiable operations, so double backward works.
+    ``ctx`` is set in ``forward``: the ``setup_context`` form, which ``torch.func`` transforms
+    need, cost 0.1 ms more per step (K = 16, batch 1, two layers: 0.73 against 0.63 ms), and
+    nothing transforms the stacked forward (the loss alone is vmapped, over its outputs).
     """
 
-    generate_vmap_rule = True  # usable under torch.func transforms too
-
     @staticmethod
-    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        weight_t = weight.transpose(1, 2)
-        return torch.bmm(x, weight_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight_t)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, weight, bias = inputs
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        weight_t = weight.transpose(1, 2)
+        return torch.bmm(x, weight_t) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight_t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
