@@ -68,16 +68,17 @@ def hydra_job_floor(jobs: int = 64, overrides: tuple[str, ...] = ("dataset=linre
 def _time_run_job(jobs: int, sweep_dir: str, overrides: list[str]) -> float:
     """``jobs`` calls of Hydra's ``run_job`` as a launcher makes them (each on its own composed config)."""
     from hydra import compose, initialize_config_module
+    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import run_job, setup_globals
-    from hydra.types import HydraContext, RunMode
+    from hydra.types import HydraContext
     from omegaconf import open_dict
 
     setup_globals()
     times = []
     with initialize_config_module("optbench.conf", version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        context = HydraContext(config_loader=loader, callbacks=_callbacks())
+        context = HydraContext(config_loader=loader, callbacks=Callbacks())
         base = compose("config", overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}", "hydra.mode=MULTIRUN"],
                        return_hydra_config=True)
         configs = []
@@ -85,7 +86,6 @@ def _time_run_job(jobs: int, sweep_dir: str, overrides: list[str]) -> float:
             config = copy.deepcopy(base)
             with open_dict(config):
                 config.hydra.job.id, config.hydra.job.num = i, i
-                config.hydra.mode = RunMode.MULTIRUN
             configs.append(config)
         for config in configs:
             started = time.perf_counter()
@@ -93,12 +93,6 @@ def _time_run_job(jobs: int, sweep_dir: str, overrides: list[str]) -> float:
                     job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
             times.append(time.perf_counter() - started)
     return sorted(times)[len(times) // 2]
-
-
-def _callbacks():
-    from hydra._internal.callbacks import Callbacks
-
-    return Callbacks()
 
 
 if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "run_job":

@@ -49,12 +49,18 @@ def _problem(*overrides: str):
     return make_problem(cfg, CPU)
 
 
-def _stacked_outputs(problem, k: int, batch: int):
-    torch.manual_seed(2)
+def _members(problem, k: int, batch: int, seed: int):
+    """``k`` models of ``problem`` (seeded), one batch, and that batch stacked for the ``k`` members."""
+    torch.manual_seed(seed)
     models = [problem.make_model() for _ in range(k)]
-    inputs, targets = next(problem.batches(batch, torch.Generator().manual_seed(0)))
+    one = next(problem.batches(batch, torch.Generator().manual_seed(0)))
+    return models, one, tuple(t.expand(k, *t.shape) for t in one)
+
+
+def _stacked_outputs(problem, k: int, batch: int):
+    models, (inputs, _), (_, targets) = _members(problem, k, batch, seed=2)
     outputs = torch.stack([m(inputs) for m in models]).detach().requires_grad_()
-    return outputs, targets.expand(k, *targets.shape).contiguous()
+    return outputs, targets.contiguous()
 
 
 @pytest.mark.parametrize("dataset", ["linreg", "mnist"])
@@ -77,11 +83,8 @@ def test_a_problem_without_member_losses_is_vmapped_and_one_with_them_is_not(mni
     assert quadratic.member_losses(torch.zeros(2, 1, 1), torch.zeros(2, 1)) is None
 
     problem = _problem("dataset=linreg")
-    torch.manual_seed(3)
-    models = [problem.make_model() for _ in range(2)]
+    models, _, stacked_batch = _members(problem, k=2, batch=10, seed=3)
     stacked = StackedModel(problem, models)
-    batch = next(problem.batches(10, torch.Generator().manual_seed(0)))
-    stacked_batch = tuple(t.expand(2, *t.shape) for t in batch)
     vmapped_calls = []
     real_vmap = torch.vmap
     monkeypatch.setattr(torch, "vmap", lambda *a, **kw: vmapped_calls.append(1) or real_vmap(*a, **kw))
@@ -95,10 +98,7 @@ def test_a_problem_without_member_losses_is_vmapped_and_one_with_them_is_not(mni
 
 def test_a_loss_changed_without_its_batched_twin_is_vmapped(mnist_root, monkeypatch):
     problem = _problem("dataset=mnist", f"dataset.root={mnist_root}", "dataset.download=false", "model.hidden=[8]")
-    torch.manual_seed(5)
-    models = [problem.make_model() for _ in range(3)]
-    batch = next(problem.batches(16, torch.Generator().manual_seed(0)))
-    stacked_batch = tuple(t.expand(3, *t.shape) for t in batch)
+    models, batch, stacked_batch = _members(problem, k=3, batch=16, seed=5)
     assert StackedModel(problem, models, probe=stacked_batch).batched_loss
 
     def smoothed(self, model, batch):  # a variant's loss; member_losses stays the plain cross-entropy

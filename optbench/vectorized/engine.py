@@ -506,9 +506,7 @@ def train_group(members: list[Member], *, group: str, console: RunConsole) -> li
         with loop.writing(run), _member_log(run.run_dir):
             run.console.start(title, loop.total_steps, done=run.state.step)
             logging.getLogger("optbench").info(f"vectorized: group {group}, member {run.index} of {k} "
-                                               f"({loop.model.kind} forward, "
-                                               f"{'member by member' if loop.optimizer.member_by_member else 'whole-stack'}"
-                                               " update)")
+                                               f"({loop.model.kind} forward, {loop.optimizer.update_kind} update)")
     stop_signal.training_began()
     console.start(f"vectorized group {group}: {k} members, {title}", loop.total_steps, done=runs[0].state.step)
     try:

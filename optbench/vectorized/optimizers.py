@@ -169,6 +169,11 @@ class StackedOptimizer:
         self._lr_cache: tuple | None = None
         self._stepped = False
 
+    @property
+    def update_kind(self) -> str:
+        """How a step calls the kernels (the log line names it, as ``StackedModel.kind`` names the forward)."""
+        return "member by member" if self.member_by_member else "whole-stack"
+
     def lrs(self) -> list[float]:
         if self.impl == "builtin":
             return [self.inner.param_groups[0]["lr"]] * self.k

@@ -10,8 +10,7 @@ Two forwards, the same numbers (to float rounding):
 
 * **stacked matmul** for a chain of ``nn.Linear`` layers and elementwise activations
   (the ``mlp`` and ``linear`` models): each layer is one ``baddbmm`` over members,
-  ``x[K, B, in] @ W[K, in, out] + b[K, 1, out]``;
-  When every member trains on the same batches (one seed, shared data: a sweep over
+  ``x[K, B, in] @ W[K, in, out] + b[K, 1, out]``. When every member trains on the same batches (one seed, shared data: a sweep over
   hyperparameters at a fixed seed), the first layer is ONE matrix product of the
   batch with all members' weights side by side, ``x[B, in] @ W[in, K * out]``, and its
   weight gradient one more: wider products run faster than K narrow ones (the
